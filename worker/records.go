@@ -1,0 +1,147 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookworker/hookworker/events"
+)
+
+// RecordState is where an operation stands.
+type RecordState string
+
+// Operation record states.
+const (
+	StateInFlight RecordState = "in_flight" // an attempt is running, or a worker died during one
+	StateDone     RecordState = "done"      // the effect exists; Result was published
+	StateFailed   RecordState = "failed"    // the last attempt failed; a redelivery or replay may try again
+)
+
+// Record is an operation's idempotency record, kept in the RecordsBucket
+// key-value bucket under RecordKey(op.Key).
+type Record struct {
+	Key        string            `json:"key"`
+	State      RecordState       `json:"state"`
+	Operation  events.Operation  `json:"operation"`
+	Plan       map[string]string `json:"plan,omitempty"`
+	Owner      string            `json:"owner,omitempty"`
+	LeaseUntil time.Time         `json:"lease_until,omitempty"`
+	Attempts   []events.Attempt  `json:"attempts,omitempty"`
+	Outcome    *events.Outcome   `json:"outcome,omitempty"`
+	Result     json.RawMessage   `json:"result,omitempty"` // the published provisioning.succeeded event
+	Created    time.Time         `json:"created"`
+	Updated    time.Time         `json:"updated"`
+}
+
+// RecordKey is the bucket key of an operation key: the key itself,
+// base64url-encoded (bucket keys allow only [-/_=.a-zA-Z0-9]).
+func RecordKey(opKey string) string {
+	return "op." + base64.RawURLEncoding.EncodeToString([]byte(opKey))
+}
+
+// ErrBusy means another worker holds a live lease on the operation.
+var ErrBusy = errors.New("operation in progress at another worker")
+
+// busyRetry bounds how long a busy operation's event waits before it is
+// redelivered (the delay still grows with each delivery).
+const busyRetry = 2 * time.Second
+
+type claim struct {
+	rec   Record
+	rev   uint64
+	prior bool // an earlier attempt existed: look before acting
+}
+
+func newOwner(instance string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return instance + "/" + hex.EncodeToString(b)
+}
+
+// claimOp reads op's record and reserves the operation for owner. A done
+// record is returned as is. A live lease of another owner is ErrBusy
+// (transient). prepare runs only when there is no record yet.
+func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, owner string, lease time.Duration,
+	prepare func() (map[string]string, error)) (claim, error) {
+	key := RecordKey(op.Key)
+	for range 8 {
+		now := time.Now().UTC()
+		entry, err := kv.Get(ctx, key)
+		if isNotFound(err) {
+			plan, err := prepare()
+			if err != nil {
+				return claim{}, err
+			}
+			rec := Record{Key: op.Key, State: StateInFlight, Operation: op, Plan: plan, Owner: owner,
+				LeaseUntil: now.Add(lease), Created: now, Updated: now}
+			b, _ := json.Marshal(rec)
+			rev, err := kv.Create(ctx, key, b)
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			if err != nil {
+				return claim{}, events.AsTransient(fmt.Errorf("create record: %w", err), 0)
+			}
+			return claim{rec: rec, rev: rev}, nil
+		}
+		if err != nil {
+			return claim{}, events.AsTransient(fmt.Errorf("read record: %w", err), 0)
+		}
+		var rec Record
+		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+			return claim{}, events.AsTransient(fmt.Errorf("record %s is unreadable: %w", key, err), 0)
+		}
+		if rec.State == StateDone {
+			return claim{rec: rec, rev: entry.Revision(), prior: true}, nil
+		}
+		if rec.State == StateInFlight && rec.Owner != owner && now.Before(rec.LeaseUntil) {
+			// Come back soon: the other copy usually finishes long before its
+			// lease runs out, and then this one is answered from the record.
+			return claim{}, events.AsTransient(fmt.Errorf("%w (%s, lease until %s)", ErrBusy, rec.Owner, rec.LeaseUntil.Format(time.RFC3339)),
+				min(time.Until(rec.LeaseUntil), busyRetry))
+		}
+		rec.State, rec.Owner, rec.LeaseUntil, rec.Updated = StateInFlight, owner, now.Add(lease), now
+		rec.Operation = op
+		b, _ := json.Marshal(rec)
+		rev, err := kv.Update(ctx, key, b, entry.Revision())
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				continue
+			}
+			return claim{}, events.AsTransient(fmt.Errorf("update record: %w", err), 0)
+		}
+		return claim{rec: rec, rev: rev, prior: true}, nil
+	}
+	return claim{}, events.AsTransient(fmt.Errorf("record %s keeps changing under us", key), time.Second)
+}
+
+// saveRecord writes rec over revision rev. A lost race (someone took the
+// operation over after our lease ran out) is reported; the effect itself is
+// safe because the next owner looks it up before acting.
+func saveRecord(ctx context.Context, kv jetstream.KeyValue, rec Record, rev uint64) (uint64, error) {
+	rec.Updated = time.Now().UTC()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return rev, err
+	}
+	return kv.Update(ctx, RecordKey(rec.Key), b, rev)
+}
+
+// LoadRecord returns the record of an operation key.
+func LoadRecord(ctx context.Context, kv jetstream.KeyValue, opKey string) (Record, error) {
+	entry, err := kv.Get(ctx, RecordKey(opKey))
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	err = json.Unmarshal(entry.Value(), &rec)
+	return rec, err
+}

@@ -1,0 +1,121 @@
+package worker
+
+import (
+	"fmt"
+
+	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/worker/catalog"
+)
+
+// Route turns a validated event into the operations it asks for, one per
+// provider effect, each with its idempotency key. An event that asks for
+// nothing (an order with no catalog product provisioned on acceptance)
+// yields no operations. A product missing from the catalog is a permanent
+// error naming the product, unless the catalog says to ignore unknown
+// products.
+func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error) {
+	payload, err := env.Payload()
+	if err != nil {
+		return nil, err
+	}
+	base := events.Operation{EventID: env.ID, EventType: env.Type, Source: env.Source}
+	product := func(id, serviceID int) (catalog.Product, bool, error) {
+		p, ok := cat.Product(id)
+		if !ok && !cat.IgnoreUnknown {
+			return p, false, events.Permanentf("product %d (service %d) is not in the catalog: add it, or set unknown_products: ignore", id, serviceID)
+		}
+		return p, ok, nil
+	}
+	var ops []events.Operation
+	switch d := payload.(type) {
+	case *events.ClientAddedData:
+		for _, r := range cat.ClientAdded {
+			op := base
+			op.Key = events.ClientKey(env.Source, d.Client.ID, r.Action)
+			op.Action, op.Provider, op.Settings = r.Action, r.Provider, r.Settings
+			op.ClientID, op.Client = d.Client.ID, &d.Client
+			ops = append(ops, op)
+		}
+	case *events.OrderAcceptedData:
+		for _, s := range d.Services {
+			p, ok, err := product(s.ProductID, s.ServiceID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || p.ProvisionOn != events.OrderAccepted {
+				continue
+			}
+			op := base
+			op.Key = events.ServiceKey(env.Source, s.ServiceID, p.Signup)
+			op.Action, op.Provider, op.Settings, op.ProductID = p.Signup, p.Provider, p.Settings, p.ID
+			op.ServiceID, op.ClientID, op.OrderID, op.InvoiceID = s.ServiceID, d.Client.ID, d.OrderID, d.InvoiceID
+			op.Domain, op.BillingCycle, op.ConfigOpts, op.Username = s.Domain, s.BillingCycle, s.ConfigOptions, s.Username
+			op.Months, _ = events.MonthsOf(s.BillingCycle)
+			client := d.Client
+			op.Client = &client
+			ops = append(ops, op)
+		}
+	case *events.InvoicePaidData:
+		for _, it := range d.Items {
+			if it.Renewal || it.Type != "Hosting" || it.ProductID == 0 {
+				continue // renewals arrive as service.renewal_paid
+			}
+			p, ok, err := product(it.ProductID, it.RelID)
+			if err != nil {
+				return nil, err
+			}
+			if !ok || p.ProvisionOn != events.InvoicePaid {
+				continue
+			}
+			op := base
+			op.Key = events.ServiceKey(env.Source, it.RelID, p.Signup)
+			op.Action, op.Provider, op.Settings, op.ProductID = p.Signup, p.Provider, p.Settings, p.ID
+			op.ServiceID, op.ClientID, op.InvoiceID, op.Client = it.RelID, d.ClientID, d.InvoiceID, d.Client
+			op.Domain, op.BillingCycle = it.Domain, it.BillingCycle
+			op.Months, _ = events.MonthsOf(it.BillingCycle)
+			ops = append(ops, op)
+		}
+	case *events.RenewalPaidData:
+		if d.ItemType == "Addon" {
+			break // the catalog maps products; addon ids are not product ids
+		}
+		p, ok, err := product(d.ProductID, d.ServiceID)
+		if err != nil || !ok {
+			return nil, err
+		}
+		op := base
+		op.Key = events.RenewalKey(env.Source, d.ServiceID, d.InvoiceID)
+		op.Action, op.Provider, op.Settings, op.ProductID = events.Renew, p.Provider, p.Settings, p.ID
+		op.ServiceID, op.ClientID, op.InvoiceID, op.Months = d.ServiceID, d.ClientID, d.InvoiceID, d.Months
+		op.Domain, op.BillingCycle = d.Domain, d.BillingCycle
+		ops = append(ops, op)
+	case *events.ServiceEventData:
+		action := map[events.Type]events.Action{
+			events.ServiceSuspended: events.Suspend, events.ServiceUnsuspended: events.Unsuspend,
+			events.ServiceTerminated: events.Terminate, events.ServicePasswordChanged: events.ChangePassword,
+			events.ServicePackageChanged: events.ChangePackage,
+		}[env.Type]
+		p, ok, err := product(d.ProductID, d.ServiceID)
+		if err != nil || !ok {
+			return nil, err
+		}
+		op := base
+		op.Key = events.EventKey(env.ID, action, d.ServiceID)
+		op.Action, op.Provider, op.Settings, op.ProductID = action, p.Provider, p.Settings, p.ID
+		op.ServiceID, op.ClientID, op.Domain, op.Username = d.ServiceID, d.ClientID, d.Domain, d.Username
+		op.Reason, op.ConfigOpts, op.BillingCycle = d.Reason, d.ConfigOptions, d.BillingCycle
+		op.Months, _ = events.MonthsOf(d.BillingCycle)
+		if p.Signup == events.SignupReseller {
+			op.ServiceID = d.ServiceID // the account is still found by the service's WHMCS username
+		}
+		ops = append(ops, op)
+	default:
+		return nil, events.Permanentf("event type %q is not one the worker consumes", env.Type)
+	}
+	for i := range ops {
+		if ops[i].Key == "" {
+			return nil, fmt.Errorf("internal: operation %d of %s has no key", i, env.ID)
+		}
+	}
+	return ops, nil
+}

@@ -1,0 +1,625 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers"
+	"github.com/hookworker/hookworker/worker/catalog"
+)
+
+// Provider is what the worker needs of a provider client (see package
+// providers for the contract each one honours).
+type Provider interface {
+	Name() string
+	Prepare(ctx context.Context, op events.Operation) (map[string]string, error)
+	Lookup(ctx context.Context, op events.Operation) (events.Outcome, bool, error)
+	Apply(ctx context.Context, op events.Operation) (events.Outcome, error)
+	Check(ctx context.Context) error
+}
+
+// Worker consumes the events stream. Create it with New, then call Run.
+type Worker struct {
+	js        jetstream.JetStream
+	cat       *catalog.Catalog
+	providers map[string]Provider
+	opts      Options
+	log       *zap.Logger
+	m         *Metrics
+	instance  string
+
+	setupOnce sync.Mutex
+	cons      jetstream.Consumer
+	kv        jetstream.KeyValue
+	running   atomic.Bool
+	status    atomic.Pointer[Status]
+	provUp    sync.Map // provider name → error (nil = up)
+	inflight  sync.WaitGroup
+	streak    map[string]*atomic.Int64 // provider → consecutive transient failures
+}
+
+// failingStreak is how many transient failures in a row make a provider
+// "failing": its events then get one attempt per delivery and go back to
+// the queue with a delay, instead of holding worker slots in in-process
+// retries, so a provider that is down slows only its own work.
+const failingStreak = 3
+
+// New checks that every provider the catalog routes to is configured and
+// returns a worker. m may be nil (metrics not registered anywhere).
+func New(js jetstream.JetStream, cat *catalog.Catalog, providers map[string]Provider, o Options, log *zap.Logger, m *Metrics) (*Worker, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o.defaults()
+	for _, name := range cat.Providers() {
+		if providers[name] == nil {
+			return nil, fmt.Errorf("catalog routes to provider %q, which is not configured (set HOOKWORKER_%s_URL)", name, strings.ToUpper(name))
+		}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	inst := o.InstanceID
+	if inst == "" {
+		host, _ := os.Hostname()
+		inst = host + ":" + strconv.Itoa(os.Getpid())
+	}
+	streak := make(map[string]*atomic.Int64, len(providers))
+	for name := range providers {
+		streak[name] = new(atomic.Int64)
+	}
+	return &Worker{js: js, cat: cat, providers: providers, opts: o, log: log, m: m, instance: inst, streak: streak}, nil
+}
+
+// Setup ensures the streams, the consumer and the bucket exist. Run calls
+// it; calling it first lets readiness report a broken broker before Run.
+func (w *Worker) Setup(ctx context.Context) error {
+	w.setupOnce.Lock()
+	defer w.setupOnce.Unlock()
+	if w.cons != nil {
+		return nil
+	}
+	cons, kv, err := Setup(ctx, w.js, w.opts)
+	if err != nil {
+		return err
+	}
+	w.cons, w.kv = cons, kv
+	return nil
+}
+
+// Run consumes events until ctx is cancelled, then stops fetching, lets
+// in-flight events finish within the shutdown timeout, naks the rest and
+// returns nil. It returns an error only when setup fails.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	w.running.Store(true)
+	defer w.running.Store(false)
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go w.pollStats(ctx)
+	go w.pollProviders(ctx)
+	if nc := w.js.Conn(); nc != nil {
+		stopWatch, err := w.watchMaxDeliveries(ctx, nc)
+		if err != nil {
+			return err
+		}
+		defer stopWatch()
+	}
+
+	slots := make(chan struct{}, w.opts.Concurrency)
+	pause := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	w.log.Info("worker started", zap.String("consumer", w.opts.ConsumerName), zap.Int("concurrency", w.opts.Concurrency),
+		zap.Duration("ack_wait", w.opts.AckWait), zap.Int("max_deliver", w.opts.MaxDeliver))
+fetch:
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break fetch
+		}
+		n := 1
+		for n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		batch, err := w.cons.Fetch(n, jetstream.FetchMaxWait(w.opts.FetchWait))
+		if err != nil {
+			for range n {
+				<-slots
+			}
+			d := pause.NextBackOff()
+			w.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("pause", d))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			w.inflight.Add(1)
+			go func() {
+				defer w.inflight.Done()
+				defer func() { <-slots }()
+				w.handle(workCtx, msg)
+			}()
+		}
+		for range n - got {
+			<-slots
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			d := pause.NextBackOff()
+			w.log.Warn("pull request ended with an error", zap.Error(err), zap.Duration("pause", d))
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		pause.Reset()
+	}
+	w.log.Info("shutting down: no more fetches; waiting for in-flight events", zap.Duration("timeout", w.opts.ShutdownTimeout))
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.log.Info("in-flight events finished")
+	case <-time.After(w.opts.ShutdownTimeout):
+		w.log.Warn("shutdown timeout: cancelling in-flight events; they are nak'ed for redelivery")
+		cancelWork()
+		<-done
+	}
+	return nil
+}
+
+// maxAttemptHistory bounds the attempts kept in a record: the first and the
+// latest ones.
+const maxAttemptHistory = 20
+
+// failure is an operation that did not succeed in this delivery.
+type failure struct {
+	op  events.Operation
+	err error
+	rec Record
+}
+
+func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+	start := time.Now()
+	w.m.inFlight.Inc()
+	defer w.m.inFlight.Dec()
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("message without JetStream metadata; nak'ed", zap.String("subject", msg.Subject()), zap.Error(err))
+		_ = msg.Nak()
+		return
+	}
+	stopBeat := w.heartbeat(msg)
+	defer stopBeat()
+
+	env, decodeErr := events.Decode(msg.Data())
+	typ := typeLabel(env.Type)
+	w.m.received.WithLabelValues(typ).Inc()
+	defer func() { w.m.eventDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds()) }()
+	log := w.log.With(zap.String("event_id", env.ID), zap.String("type", string(env.Type)),
+		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+
+	if decodeErr == nil {
+		if src, t, ok := events.ParseInboundSubject(msg.Subject()); ok && (src != env.Source || t != env.Type) {
+			decodeErr = events.Permanentf("%w: subject %s does not match the event's source %q and type %q", events.ErrMalformed, msg.Subject(), env.Source, env.Type)
+		}
+	}
+	if decodeErr != nil {
+		log.Warn("malformed event; dead-lettering", zap.Error(decodeErr))
+		w.deadLetter(ctx, msg, meta, env, nil, decodeErr, log)
+		return
+	}
+	ops, err := Route(env, w.cat)
+	if err != nil {
+		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
+		w.deadLetter(ctx, msg, meta, env, nil, err, log)
+		return
+	}
+
+	var failed []failure
+	for _, op := range ops {
+		if rec, err := w.runOp(ctx, env, meta, op); err != nil {
+			failed = append(failed, failure{op: op, err: err, rec: rec})
+		}
+	}
+	if ctx.Err() != nil {
+		// Shutdown ran out of time: hand the event back for immediate redelivery.
+		log.Warn("interrupted by shutdown; nak'ed for redelivery")
+		_ = msg.Nak()
+		w.m.processed.WithLabelValues(typ, "retry").Inc()
+		return
+	}
+	if len(failed) == 0 {
+		if err := w.ack(msg); err != nil {
+			log.Warn("ack failed; the event will be redelivered and its recorded results re-published", zap.Error(err))
+		}
+		w.m.processed.WithLabelValues(typ, "succeeded").Inc()
+		log.Debug("event done", zap.Int("operations", len(ops)), zap.Duration("took", time.Since(start)))
+		return
+	}
+	exhausted := meta.NumDelivered >= uint64(w.opts.MaxDeliver)
+	permanent := false
+	var retryAfter time.Duration
+	for _, f := range failed {
+		if events.ClassOf(f.err) == events.Permanent {
+			permanent = true
+		}
+		retryAfter = max(retryAfter, events.RetryAfterOf(f.err))
+	}
+	if permanent || exhausted {
+		reason := failed[0].err
+		if exhausted && !permanent {
+			reason = fmt.Errorf("gave up after %d deliveries: %w", meta.NumDelivered, reason)
+		}
+		w.deadLetter(ctx, msg, meta, env, failed, reason, log)
+		return
+	}
+	delay := w.opts.redeliveryDelay(meta.NumDelivered, retryAfter)
+	for _, f := range failed {
+		if errors.Is(f.err, ErrBusy) {
+			continue // another worker is on it: no failure to report
+		}
+		w.publishResult(events.OutcomeFailed, env, f.op, resultFields{attempt: len(f.rec.Attempts), willRetry: true, err: f.err})
+		w.m.operations.WithLabelValues(f.op.Provider, string(f.op.Action), "retry").Inc()
+	}
+	log.Info("transient failure; redelivery scheduled", zap.Duration("delay", delay), zap.Error(failed[0].err))
+	if err := msg.NakWithDelay(delay); err != nil {
+		log.Warn("nak failed; the event is redelivered after the ack wait", zap.Error(err))
+	}
+	w.m.processed.WithLabelValues(typ, "retry").Inc()
+}
+
+// ack acknowledges and waits for the server's confirmation on a context of
+// its own, never the (possibly cancelled) work context.
+func (w *Worker) ack(msg jetstream.Msg) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return msg.DoubleAck(ctx)
+}
+
+// heartbeat tells JetStream the message is still being worked on, every
+// third of the ack wait, until the returned stop is called.
+func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(w.opts.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// runOp applies one operation at most once. It returns the operation's
+// record and nil when the effect exists (now or before) and its result was
+// published.
+func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream.MsgMetadata, op events.Operation) (Record, error) {
+	p := w.providers[op.Provider]
+	log := w.log.With(zap.String("event_id", env.ID), zap.String("operation", op.Key), zap.String("provider", op.Provider),
+		zap.String("action", string(op.Action)))
+	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
+	c, err := claimOp(ctx, w.kv, op, newOwner(w.instance), lease, func() (map[string]string, error) {
+		plan, err := p.Prepare(ctx, op)
+		if err != nil {
+			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
+		}
+		return plan, nil
+	})
+	if err != nil {
+		if !errors.Is(err, ErrBusy) {
+			log.Warn("operation not started", zap.Error(err))
+		}
+		return Record{Key: op.Key, Operation: op}, err
+	}
+	rec := c.rec
+	if rec.State == StateDone {
+		w.m.operations.WithLabelValues(op.Provider, string(op.Action), "already_done").Inc()
+		w.m.processed.WithLabelValues(typeLabel(env.Type), "duplicate").Inc()
+		log.Info("operation already done; re-publishing its recorded result")
+		if err := w.republish(rec); err != nil {
+			return rec, err
+		}
+		return rec, nil
+	}
+	op.Plan = rec.Plan
+
+	var out events.Outcome
+	done := false
+	if c.prior || meta.NumDelivered > 1 {
+		o, found, err := p.Lookup(ctx, op)
+		switch {
+		case err != nil:
+			log.Warn("look-up before retry failed; not applying blindly", zap.Error(err))
+			rec.Attempts = w.appendAttempt(rec.Attempts, op, err)
+			return w.fail(ctx, rec, c.rev, err, log)
+		case found:
+			out, done = o, true
+			out.AlreadyDone = true
+			log.Info("effect found at the provider; not applying again", zap.String("reference", o.Reference))
+		}
+	}
+	if !done {
+		out, err = w.apply(ctx, p, op, &rec, log)
+		if err != nil {
+			return w.fail(ctx, rec, c.rev, err, log)
+		}
+	}
+	rec.Attempts = w.appendAttempt(rec.Attempts, op, nil)
+	_, result, err := w.resultEnvelope(events.OutcomeSucceeded, env, op, resultFields{attempt: len(rec.Attempts), outcome: out})
+	if err != nil {
+		return rec, events.AsTransient(err, 0)
+	}
+	rec.State, rec.Outcome, rec.Result, rec.Owner, rec.LeaseUntil = StateDone, &out, result, "", time.Time{}
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := saveRecord(saveCtx, w.kv, rec, c.rev); err != nil {
+		// The effect exists; the next delivery finds it by look-up.
+		log.Error("effect applied but its record could not be saved; the redelivery will look it up", zap.Error(err))
+		return rec, events.AsTransient(fmt.Errorf("save record: %w", err), 0)
+	}
+	outcome := "succeeded"
+	if out.AlreadyDone {
+		outcome = "already_done"
+	}
+	w.m.operations.WithLabelValues(op.Provider, string(op.Action), outcome).Inc()
+	log.Info("operation succeeded", zap.String("reference", out.Reference), zap.Bool("already_done", out.AlreadyDone),
+		zap.Int("attempt", len(rec.Attempts)))
+	if err := w.republish(rec); err != nil {
+		return rec, err
+	}
+	return rec, nil
+}
+
+// apply calls the provider, retrying transient errors in process within the
+// attempt budget. A Retry-After longer than what is left of the budget ends
+// the delivery instead, so that the redelivery waits as the provider asked.
+func (w *Worker) apply(ctx context.Context, p Provider, op events.Operation, rec *Record, log *zap.Logger) (events.Outcome, error) {
+	var out events.Outcome
+	deadline := time.Now().Add(w.opts.AttemptBudget)
+	var policy backoff.BackOff = &backoff.StopBackOff{} // a zero budget: one attempt per delivery
+	streak := w.streak[op.Provider]
+	if w.opts.AttemptBudget > 0 && streak.Load() < failingStreak {
+		policy = backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond),
+			backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(w.opts.AttemptBudget))
+	}
+	b := backoff.WithContext(policy, ctx)
+	attempt := len(rec.Attempts)
+	err := backoff.RetryNotify(func() error {
+		attempt++
+		start := time.Now()
+		o, err := p.Apply(ctx, op)
+		class := "ok"
+		if err != nil {
+			class = string(events.ClassOf(err))
+		}
+		w.m.providerCall.WithLabelValues(op.Provider, string(op.Action), class).Observe(time.Since(start).Seconds())
+		if err == nil {
+			streak.Store(0)
+			out = o
+			return nil
+		}
+		if events.ClassOf(err) == events.Transient && ctx.Err() == nil && !errors.Is(err, providers.ErrProviderBusy) {
+			if streak.Add(1) >= failingStreak {
+				err = backoff.Permanent(fmt.Errorf("%w (provider failing: no in-process retry)", err))
+			}
+		}
+		var stop *backoff.PermanentError
+		if errors.As(err, &stop) {
+			err = stop.Err
+		}
+		err = fmt.Errorf("%s %s: %w", op.Provider, op.Action, err)
+		rec.Attempts = w.appendAttempt(rec.Attempts, op, err)
+		if stop != nil {
+			return backoff.Permanent(err)
+		}
+		log.Info("provider call failed", zap.Int("attempt", attempt), zap.String("error_class", class), zap.Error(err))
+		if events.ClassOf(err) == events.Permanent || ctx.Err() != nil {
+			return backoff.Permanent(err)
+		}
+		if ra := events.RetryAfterOf(err); ra > 0 && time.Now().Add(ra).After(deadline) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b, func(err error, d time.Duration) {
+		w.m.retries.WithLabelValues(op.Provider, string(op.Action)).Inc()
+	})
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (interrupted: %v)", err, ctx.Err())
+	}
+	return out, err
+}
+
+func (w *Worker) appendAttempt(list []events.Attempt, op events.Operation, err error) []events.Attempt {
+	a := events.Attempt{Number: len(list) + 1, At: time.Now().UTC(), Operation: op.Key}
+	if err != nil {
+		a.ErrorClass, a.Error, a.Reply = events.ClassOf(err), err.Error(), events.ReplyOf(err)
+	}
+	list = append(list, a)
+	if n := maxAttemptHistory; len(list) > n {
+		list = append(list[:1], list[len(list)-n+1:]...) // keep the first and the latest
+	}
+	return list
+}
+
+// fail records a failed attempt and returns err (classified).
+func (w *Worker) fail(ctx context.Context, rec Record, rev uint64, err error, log *zap.Logger) (Record, error) {
+	rec.State, rec.Owner, rec.LeaseUntil = StateFailed, "", time.Time{}
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, serr := saveRecord(saveCtx, w.kv, rec, rev); serr != nil {
+		log.Warn("could not record the failed attempt", zap.Error(serr))
+	}
+	return rec, err
+}
+
+// republish publishes a done record's result event again. Its message id
+// is stable, so JetStream drops the copy when it falls in the duplicate
+// window.
+func (w *Worker) republish(rec Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var env events.Envelope
+	if err := json.Unmarshal(rec.Result, &env); err != nil {
+		return events.AsPermanent(fmt.Errorf("record %s holds an unreadable result: %w", rec.Key, err))
+	}
+	if _, err := w.js.Publish(ctx, events.ResultSubject(events.OutcomeSucceeded), rec.Result, jetstream.WithMsgID(env.ID)); err != nil {
+		w.m.publishFailures.Inc()
+		return events.AsTransient(fmt.Errorf("publish result: %w", err), 0)
+	}
+	return nil
+}
+
+type resultFields struct {
+	attempt   int
+	willRetry bool
+	err       error
+	outcome   events.Outcome
+	seq       uint64
+}
+
+func (w *Worker) resultEnvelope(outcome string, env events.Envelope, op events.Operation, f resultFields) (id string, body []byte, err error) {
+	d := events.ResultData{
+		SourceEventID: env.ID, SourceEventType: env.Type, OperationKey: op.Key, Action: op.Action, Provider: op.Provider,
+		ProductID: op.ProductID, ServiceID: op.ServiceID, ClientID: op.ClientID, Attempt: f.attempt, WillRetry: f.willRetry,
+		Reference: f.outcome.Reference, AlreadyDone: f.outcome.AlreadyDone, Details: f.outcome.Details, WriteBack: f.outcome.WriteBack,
+	}
+	if f.err != nil {
+		d.ErrorClass, d.Error = events.ClassOf(f.err), f.err.Error()
+	}
+	id = "hookworker:" + op.Key + ":" + outcome
+	switch outcome {
+	case events.OutcomeFailed:
+		id += ":" + strconv.Itoa(f.attempt)
+	case events.OutcomeDeadLettered:
+		id += ":" + strconv.FormatUint(f.seq, 10)
+	}
+	source := env.Source
+	if source == "" {
+		source = "unknown"
+	}
+	res, err := events.NewEnvelope(id, events.ResultType(outcome), source, time.Now(), d)
+	if err != nil {
+		return "", nil, fmt.Errorf("build %s result: %w", outcome, err)
+	}
+	body, err = json.Marshal(res)
+	return id, body, err
+}
+
+// publishResult publishes a failed or dead-lettered result; a failure to
+// publish is counted and logged, never fatal to the event.
+func (w *Worker) publishResult(outcome string, env events.Envelope, op events.Operation, f resultFields) {
+	id, b, err := w.resultEnvelope(outcome, env, op, f)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = w.js.Publish(ctx, events.ResultSubject(outcome), b, jetstream.WithMsgID(id))
+	}
+	if err != nil {
+		w.m.publishFailures.Inc()
+		w.log.Warn("could not publish result event", zap.String("operation", op.Key), zap.String("outcome", outcome), zap.Error(err))
+	}
+}
+
+// deadLetter stores the event and why it failed in the dead-letter stream,
+// publishes a dead_lettered result per failed operation, and terminates the
+// message. If the entry cannot be stored, the message is nak'ed instead, so
+// nothing is lost.
+func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, env events.Envelope, failed []failure, reason error, log *zap.Logger) {
+	typ := typeLabel(env.Type)
+	dl := events.DeadLetter{
+		EventID: env.ID, EventType: env.Type, Source: env.Source, Subject: msg.Subject(),
+		StreamSequence: meta.Sequence.Stream, MsgID: msg.Headers().Get(jetstream.MsgIDHeader),
+		ErrorClass: events.ClassOf(reason), Reason: reason.Error(), Deliveries: meta.NumDelivered,
+		DeadLetteredAt: time.Now().UTC(),
+	}
+	if dl.Source == "" || dl.EventType == "" {
+		if src, t, ok := events.ParseInboundSubject(msg.Subject()); ok {
+			dl.Source, dl.EventType = src, t
+		}
+	}
+	if json.Valid(msg.Data()) {
+		dl.Event = json.RawMessage(msg.Data())
+	} else {
+		dl.Raw = msg.Data()
+	}
+	for _, f := range failed {
+		dl.Operations = append(dl.Operations, f.op.Key)
+		dl.Attempts = append(dl.Attempts, f.rec.Attempts...)
+	}
+	if len(failed) == 0 {
+		dl.Attempts = []events.Attempt{{Number: 1, At: dl.DeadLetteredAt, ErrorClass: dl.ErrorClass, Error: dl.Reason}}
+	}
+	sort.SliceStable(dl.Attempts, func(i, j int) bool { return dl.Attempts[i].At.Before(dl.Attempts[j].At) })
+	body, err := json.Marshal(dl)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = w.js.Publish(pctx, events.DeadLetterSubject(dl.Source, dl.EventType), body,
+			jetstream.WithMsgID("dlq:"+strconv.FormatUint(meta.Sequence.Stream, 10)+":"+strconv.FormatUint(meta.NumDelivered, 10)))
+	}
+	if err != nil {
+		w.m.publishFailures.Inc()
+		log.Error("could not store the dead letter; the event is nak'ed and will come back", zap.Error(err))
+		_ = msg.NakWithDelay(w.opts.RetryBase)
+		w.m.processed.WithLabelValues(typ, "retry").Inc()
+		return
+	}
+	if len(failed) == 0 {
+		op := events.Operation{Key: "stream:" + EventsStream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)}
+		srcEnv := env
+		if srcEnv.ID == "" {
+			srcEnv.ID = op.Key
+		}
+		srcEnv.Source = dl.Source
+		w.publishResult(events.OutcomeDeadLettered, srcEnv, op, resultFields{attempt: 1, err: reason, seq: meta.Sequence.Stream})
+	}
+	for _, f := range failed {
+		w.publishResult(events.OutcomeDeadLettered, env, f.op, resultFields{attempt: len(f.rec.Attempts), err: f.err, seq: meta.Sequence.Stream})
+		w.m.operations.WithLabelValues(f.op.Provider, string(f.op.Action), "dead_lettered").Inc()
+	}
+	reasonText := reason.Error()
+	if len(reasonText) > 200 {
+		reasonText = reasonText[:200]
+	}
+	if err := msg.TermWithReason("dead-lettered: " + reasonText); err != nil {
+		log.Warn("term failed; a redelivery will find the operations' records", zap.Error(err))
+	}
+	w.m.processed.WithLabelValues(typ, "dead_lettered").Inc()
+	log.Warn("event dead-lettered", zap.String("error_class", string(dl.ErrorClass)), zap.Error(reason))
+}
