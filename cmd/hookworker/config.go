@@ -1,0 +1,164 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/hookworker/hookworker/providers/codeguard"
+	"github.com/hookworker/hookworker/providers/comet"
+	"github.com/hookworker/hookworker/providers/storegrid"
+	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/whmcs"
+)
+
+// envPrefix starts every variable hookworker reads.
+const envPrefix = "HOOKWORKER"
+
+// Config is everything hookworker reads from the environment.
+type Config struct {
+	NATSURL      string `envconfig:"NATS_URL" desc:"NATS server URL(s), comma-separated; empty runs an embedded JetStream server"`
+	NATSCreds    string `envconfig:"NATS_CREDS" desc:"NATS credentials file (JWT + NKey)"`
+	NATSUser     string `envconfig:"NATS_USER" desc:"NATS user name"`
+	NATSPassword string `envconfig:"NATS_PASSWORD" desc:"NATS password (secret)"`
+	NATSToken    string `envconfig:"NATS_TOKEN" desc:"NATS token (secret)"`
+	NATSTLSCA    string `envconfig:"NATS_TLS_CA" desc:"CA file to verify the NATS server's TLS certificate"`
+	NATSTLSCert  string `envconfig:"NATS_TLS_CERT" desc:"client certificate file for NATS mutual TLS"`
+	NATSTLSKey   string `envconfig:"NATS_TLS_KEY" desc:"client key file for NATS mutual TLS"`
+
+	EmbeddedListen string `envconfig:"EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded NATS server listens (for the WHMCS hooks and hookworker emit)"`
+	DataDir        string `envconfig:"DATA_DIR" default:".hookworker" desc:"directory for the embedded server's JetStream store and generated secrets"`
+	Catalog        string `envconfig:"CATALOG" desc:"product catalog YAML file; empty uses the built-in sandbox catalog"`
+	Sandbox        string `envconfig:"SANDBOX" default:"memory" desc:"provider when no catalog is given: memory (in-process accounts) or fakes (in-process fake Comet, CodeGuard and StoreGrid servers)"`
+	PasswordSecret string `envconfig:"PASSWORD_SECRET" desc:"secret (16+ bytes) to derive service passwords from when the WHMCS API is not configured; empty: generated once under HOOKWORKER_DATA_DIR"`
+
+	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"address serving /metrics, /healthz and /readyz (empty = off)"`
+	OpsAddr     string `envconfig:"OPS_ADDR" default:"127.0.0.1:8080" desc:"address of the ops page (empty = off)"`
+	OpsToken    string `envconfig:"OPS_TOKEN" desc:"bearer token for the ops page (required off loopback unless OPS_USER is set; secret)"`
+	OpsUser     string `envconfig:"OPS_USER" desc:"basic-auth user for the ops page"`
+	OpsPassword string `envconfig:"OPS_PASSWORD" desc:"basic-auth password for the ops page (secret)"`
+
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"console" desc:"console or json"`
+
+	worker.Options
+
+	Comet     comet.Config     `envconfig:"COMET"`
+	CodeGuard codeguard.Config `envconfig:"CODEGUARD"`
+	StoreGrid storegrid.Config `envconfig:"STOREGRID"`
+	WHMCS     whmcs.Config     `envconfig:"WHMCS"`
+}
+
+// configError is a bad setting: hookworker exits with status 2.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+// loadConfig reads and validates the environment. Every error names the
+// variable at fault and never contains a secret's value.
+func loadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return c, configError{fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, redactValue(pe.KeyName, pe.Value), pe.TypeName)}
+		}
+		return c, configError{err}
+	}
+	if err := c.validate(); err != nil {
+		return c, configError{err}
+	}
+	return c, nil
+}
+
+func redactValue(key, v string) string {
+	for _, s := range []string{"PASSWORD", "SECRET", "TOKEN", "KEY"} {
+		if strings.Contains(key, s) {
+			return "[redacted]"
+		}
+	}
+	return v
+}
+
+func (c Config) validate() error {
+	for _, a := range []struct{ name, v string }{{"HOOKWORKER_METRICS_ADDR", c.MetricsAddr}, {"HOOKWORKER_OPS_ADDR", c.OpsAddr}, {"HOOKWORKER_EMBEDDED_LISTEN", c.EmbeddedListen}} {
+		if a.v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", a.name, a.v)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("HOOKWORKER_LOG_LEVEL: want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "console" && c.LogFormat != "json" {
+		return fmt.Errorf("HOOKWORKER_LOG_FORMAT: want console or json, got %q", c.LogFormat)
+	}
+	if c.Sandbox != "memory" && c.Sandbox != "fakes" {
+		return fmt.Errorf("HOOKWORKER_SANDBOX: want memory or fakes, got %q", c.Sandbox)
+	}
+	if c.PasswordSecret != "" && len(c.PasswordSecret) < 16 {
+		return errors.New("HOOKWORKER_PASSWORD_SECRET: must be at least 16 bytes")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return errors.New("HOOKWORKER_NATS_TLS_CERT and HOOKWORKER_NATS_TLS_KEY: set both or neither")
+	}
+	if c.NATSUser != "" && c.NATSToken != "" {
+		return errors.New("HOOKWORKER_NATS_TOKEN: set either a token or HOOKWORKER_NATS_USER, not both")
+	}
+	if c.OpsAddr != "" {
+		if err := c.opsConfig().Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.Options.Validate(); err != nil {
+		return err
+	}
+	if err := c.Comet.Validate(); err != nil {
+		return err
+	}
+	if c.CodeGuard.Enabled() {
+		if err := c.CodeGuard.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.StoreGrid.Validate(); err != nil {
+		return err
+	}
+	return c.WHMCS.Validate()
+}
+
+// passwordSecret returns the configured secret, or one generated once and
+// kept under the data directory.
+func (c Config) passwordSecret() (string, error) {
+	if c.PasswordSecret != "" {
+		return c.PasswordSecret, nil
+	}
+	path := filepath.Join(c.DataDir, "password.secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("HOOKWORKER_DATA_DIR: %w", err)
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("HOOKWORKER_DATA_DIR: cannot keep the generated password secret: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,113 @@
+// Command hookworker consumes WHMCS events from NATS JetStream and
+// provisions backup services at Comet, CodeGuard (LogicBoxes) and
+// StoreGrid-style servers, once each, with retries, result events and a
+// dead-letter stream.
+//
+//	hookworker run                      run the worker (embedded JetStream when HOOKWORKER_NATS_URL is empty)
+//	hookworker emit <type> [--file F]   publish an event (a built-in sample without --file)
+//	hookworker results [--all]          follow result events
+//	hookworker dlq list|show|replay|discard
+//	hookworker status                   streams, consumer lag, dead letters, provider health
+//	hookworker providers check          test connectivity and credentials of every configured provider
+//	hookworker help                     every setting, its default and meaning
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+var version = "dev"
+
+const usage = `hookworker: provisioning worker for WHMCS events on NATS JetStream
+
+Usage:
+  hookworker run                         run the worker (embedded JetStream + sandbox provider by default)
+  hookworker emit <type> [--file F] [--source NAME]
+                                         publish an event (a built-in sample without --file)
+  hookworker results [--all] [--count N] follow result events (--all: from the start)
+  hookworker dlq list [--type T] [--source S] [--class C]
+  hookworker dlq show <seq>
+  hookworker dlq replay <seq>... | --all [filters]
+  hookworker dlq discard <seq>... | --all [filters]
+  hookworker status                      streams, consumer lag, dead letters, provider health
+  hookworker providers check             test every configured provider's connectivity and credentials
+  hookworker help                        every setting (environment variable), its default and meaning
+  hookworker version
+
+Event types: client.added order.accepted invoice.paid service.renewal_paid service.suspended
+  service.unsuspended service.terminated service.password_changed service.package_changed
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the exit status: 0 success, 1
+// failure, 2 bad usage or configuration.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		return printHelp(stdout)
+	}
+	if args[0] == "version" {
+		fmt.Fprintln(stdout, "hookworker", version)
+		return 0
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(stderr, "hookworker: configuration:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "run":
+		err = cmdRun(ctx, cfg, stderr)
+	case "emit":
+		err = cmdEmit(ctx, cfg, args[1:], stdout)
+	case "results":
+		err = cmdResults(ctx, cfg, args[1:], stdout)
+	case "dlq":
+		err = cmdDLQ(ctx, cfg, args[1:], stdout)
+	case "status":
+		err = cmdStatus(ctx, cfg, stdout)
+	case "providers":
+		if len(args) < 2 || args[1] != "check" {
+			err = usageError{errors.New("want: hookworker providers check")}
+			break
+		}
+		err = cmdProvidersCheck(ctx, cfg, stdout)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	var ue usageError
+	var ce configError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "hookworker:", err)
+		fmt.Fprint(stderr, usage)
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintln(stderr, "hookworker: configuration:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "hookworker:", err)
+		return 1
+	}
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }

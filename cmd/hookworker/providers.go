@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers"
+	"github.com/hookworker/hookworker/providers/codeguard"
+	"github.com/hookworker/hookworker/providers/codeguard/codeguardtest"
+	"github.com/hookworker/hookworker/providers/comet"
+	"github.com/hookworker/hookworker/providers/comet/comettest"
+	"github.com/hookworker/hookworker/providers/sandbox"
+	"github.com/hookworker/hookworker/providers/storegrid"
+	"github.com/hookworker/hookworker/providers/storegrid/storegridtest"
+	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/catalog"
+)
+
+//go:embed catalogs/*.yaml
+var builtinCatalogs embed.FS
+
+// validators are the catalog validators of every provider hookworker has.
+var validators = map[string]catalog.Validator{
+	sandbox.Name:   nil,
+	comet.Name:     comet.ValidateSettings,
+	codeguard.Name: codeguard.ValidateSettings,
+	storegrid.Name: storegrid.ValidateSettings,
+}
+
+// passwordSource gives providers the service passwords they send.
+type passwordSource interface {
+	ServicePassword(ctx context.Context, op events.Operation) (string, error)
+}
+
+// setup holds the providers and the catalog a command works with, and
+// stops the fake servers of the fakes sandbox.
+type setup struct {
+	providers map[string]worker.Provider
+	catalog   *catalog.Catalog
+	closers   []func()
+}
+
+func (s *setup) close() {
+	for _, c := range s.closers {
+		c()
+	}
+}
+
+// buildProviders configures every provider whose URL is set, or, with no
+// catalog file, the sandbox (memory or fakes), and loads the catalog.
+func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*setup, error) {
+	s := &setup{providers: map[string]worker.Provider{}}
+	if cfg.Catalog == "" && cfg.Sandbox == "fakes" {
+		cs, cg, sg := comettest.NewServer(), codeguardtest.NewServer(), storegridtest.NewServer()
+		sg.AddReseller("hookworker-demo")
+		s.closers = append(s.closers, cs.Close, cg.Close, sg.Close)
+		fast := providers.Settings{Timeout: cfg.Comet.Timeout, MaxConcurrent: 4, RatePerSecond: 0}
+		if fast.Timeout == 0 {
+			fast.Timeout = defaultProviderTimeout
+		}
+		cfg.Comet = comet.Config{Settings: fast, Username: cs.Username, Password: cs.Password}
+		cfg.Comet.URL = cs.URL
+		cfg.CodeGuard = codeguard.Config{Settings: fast, AuthUserID: cg.AuthUserID, APIKey: cg.APIKey, InvoiceOption: "NoInvoice"}
+		cfg.CodeGuard.URL = cg.URL
+		cfg.StoreGrid = storegrid.Config{Settings: fast, Username: sg.Username, Password: sg.Password}
+		cfg.StoreGrid.URL = sg.URL
+		log.Info("sandbox: fake Comet, CodeGuard and StoreGrid servers started in process",
+			zap.String("comet", cs.URL), zap.String("codeguard", cg.URL), zap.String("storegrid", sg.URL))
+	}
+	if cfg.Comet.URL != "" {
+		p, err := comet.New(cfg.Comet, passwords, log.Named("comet"))
+		if err != nil {
+			s.close()
+			return nil, configError{fmt.Errorf("comet: %w", err)}
+		}
+		s.providers[comet.Name] = p
+	}
+	if cfg.CodeGuard.Enabled() {
+		p, err := codeguard.New(cfg.CodeGuard, passwords, log.Named("codeguard"))
+		if err != nil {
+			s.close()
+			return nil, configError{fmt.Errorf("codeguard: %w", err)}
+		}
+		s.providers[codeguard.Name] = p
+	}
+	if cfg.StoreGrid.URL != "" {
+		p, err := storegrid.New(cfg.StoreGrid, log.Named("storegrid"))
+		if err != nil {
+			s.close()
+			return nil, configError{fmt.Errorf("storegrid: %w", err)}
+		}
+		s.providers[storegrid.Name] = p
+	}
+	var err error
+	switch {
+	case cfg.Catalog != "":
+		s.catalog, err = catalog.Load(cfg.Catalog, validators)
+	case cfg.Sandbox == "fakes":
+		s.catalog, err = builtinCatalog("fakes.yaml")
+	default:
+		s.providers[sandbox.Name] = sandbox.New()
+		s.catalog, err = builtinCatalog("sandbox.yaml")
+	}
+	if err != nil {
+		s.close()
+		return nil, configError{fmt.Errorf("HOOKWORKER_CATALOG: %w", err)}
+	}
+	return s, nil
+}
+
+func builtinCatalog(name string) (*catalog.Catalog, error) {
+	b, err := builtinCatalogs.ReadFile("catalogs/" + name)
+	if err != nil {
+		return nil, err
+	}
+	return catalog.Parse(b, "built-in "+name, validators)
+}
