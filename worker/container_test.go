@@ -27,10 +27,11 @@ func natsImage() string {
 	return "hookworker/nats:local"
 }
 
-// startNATSContainer runs nats-server with JetStream in a container and
-// returns its client URL. Without a reachable Docker engine the test is
-// skipped, except in CI (CI=true), where the engine is expected.
-func startNATSContainer(t *testing.T) string {
+// needDocker prepares testcontainers for a machine without a registry and
+// skips the test when no Docker engine is reachable, except in CI (CI=true),
+// where the engine is expected and the test fails instead. It reports
+// whether the test runs in CI.
+func needDocker(t *testing.T) (inCI bool) {
 	t.Helper()
 	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
 		t.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true") // the reaper image cannot be pulled here
@@ -38,10 +39,19 @@ func startNATSContainer(t *testing.T) string {
 	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" {
 		t.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "localhost") // published ports are reached on loopback only
 	}
-	inCI := os.Getenv("CI") == "true"
+	inCI = os.Getenv("CI") == "true"
 	if !inCI {
 		testcontainers.SkipIfProviderIsNotHealthy(t)
 	}
+	return inCI
+}
+
+// startNATSContainer runs nats-server with JetStream in a container and
+// returns its client URL. Without a reachable Docker engine the test is
+// skipped, except in CI (CI=true), where the engine is expected.
+func startNATSContainer(t *testing.T) string {
+	t.Helper()
+	inCI := needDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
