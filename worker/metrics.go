@@ -23,6 +23,8 @@ type Metrics struct {
 	oldestAge       prometheus.Gauge
 	publishFailures prometheus.Counter
 	providerUp      *prometheus.GaugeVec
+	jetstreamErrors *prometheus.CounterVec
+	queueStatusUp   prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -59,14 +61,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Result events or dead-letter entries that could not be published (the event is retried)."}),
 		providerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hookworker_provider_up",
 			Help: "1 when the provider's last connectivity check passed, 0 when it failed."}, []string{"provider"}),
+		jetstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hookworker_jetstream_errors_total",
+			Help: "JetStream requests that failed, by operation (fetch, ack, record, queue_status); the events concerned are redelivered."}, []string{"operation"}),
+		queueStatusUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookworker_queue_status_up",
+			Help: "1 when the last read of the consumer and streams succeeded, 0 when it failed (the queue gauges are then stale)."}),
+	}
+	for _, op := range []string{jsFetch, jsAck, jsRecord, jsQueueStatus} {
+		m.jetstreamErrors.WithLabelValues(op) // exported at 0 from the start, so rate() sees the first error
 	}
 	if reg != nil {
 		reg.MustRegister(m.received, m.processed, m.operations, m.providerCall, m.retries, m.inFlight,
 			m.eventDuration, m.deadLetters, m.pending, m.ackPending, m.redelivered, m.oldestAge,
-			m.publishFailures, m.providerUp)
+			m.publishFailures, m.providerUp, m.jetstreamErrors, m.queueStatusUp)
 	}
 	return m
 }
+
+// Values of the operation label of hookworker_jetstream_errors_total.
+const (
+	jsFetch       = "fetch"        // pulling events
+	jsAck         = "ack"          // ack, nak or term of an event
+	jsRecord      = "record"       // saving an idempotency record
+	jsQueueStatus = "queue_status" // reading consumer and stream info
+)
 
 // typeLabel bounds the type label to the known inbound types.
 func typeLabel(t events.Type) string {

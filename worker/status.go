@@ -88,8 +88,11 @@ func (w *Worker) pollStats(ctx context.Context) {
 			w.m.redelivered.Set(float64(st.Redelivered))
 			w.m.oldestAge.Set(st.OldestPendingAge.Seconds())
 			w.m.deadLetters.Set(float64(st.DeadLetters))
+			w.m.queueStatusUp.Set(1)
 		} else if ctx.Err() == nil {
 			w.status.Store(nil)
+			w.m.queueStatusUp.Set(0)
+			w.m.jetstreamErrors.WithLabelValues(jsQueueStatus).Inc()
 			w.log.Warn("could not read queue status", zap.Error(err))
 		}
 		select {

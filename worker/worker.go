@@ -153,6 +153,7 @@ fetch:
 				<-slots
 			}
 			d := pause.NextBackOff()
+			w.m.jetstreamErrors.WithLabelValues(jsFetch).Inc()
 			w.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("pause", d))
 			select {
 			case <-time.After(d):
@@ -175,6 +176,7 @@ fetch:
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			d := pause.NextBackOff()
+			w.m.jetstreamErrors.WithLabelValues(jsFetch).Inc()
 			w.log.Warn("pull request ended with an error", zap.Error(err), zap.Duration("pause", d))
 			select {
 			case <-time.After(d):
@@ -261,6 +263,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if len(failed) == 0 {
 		if err := w.ack(msg); err != nil {
+			w.m.jetstreamErrors.WithLabelValues(jsAck).Inc()
 			log.Warn("ack failed; the event will be redelivered and its recorded results re-published", zap.Error(err))
 		}
 		w.m.processed.WithLabelValues(typ, "succeeded").Inc()
@@ -294,6 +297,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log.Info("transient failure; redelivery scheduled", zap.Duration("delay", delay), zap.Error(failed[0].err))
 	if err := msg.NakWithDelay(delay); err != nil {
+		w.m.jetstreamErrors.WithLabelValues(jsAck).Inc()
 		log.Warn("nak failed; the event is redelivered after the ack wait", zap.Error(err))
 	}
 	w.m.processed.WithLabelValues(typ, "retry").Inc()
@@ -390,6 +394,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	defer cancel()
 	if _, err := saveRecord(saveCtx, w.kv, rec, c.rev); err != nil {
 		// The effect exists; the next delivery finds it by look-up.
+		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Error("effect applied but its record could not be saved; the redelivery will look it up", zap.Error(err))
 		return rec, events.AsTransient(fmt.Errorf("save record: %w", err), 0)
 	}
@@ -483,6 +488,7 @@ func (w *Worker) fail(ctx context.Context, rec Record, rev uint64, err error, lo
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, serr := saveRecord(saveCtx, w.kv, rec, rev); serr != nil {
+		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Warn("could not record the failed attempt", zap.Error(serr))
 	}
 	return rec, err
@@ -618,6 +624,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		reasonText = reasonText[:200]
 	}
 	if err := msg.TermWithReason("dead-lettered: " + reasonText); err != nil {
+		w.m.jetstreamErrors.WithLabelValues(jsAck).Inc()
 		log.Warn("term failed; a redelivery will find the operations' records", zap.Error(err))
 	}
 	w.m.processed.WithLabelValues(typ, "dead_lettered").Inc()
