@@ -110,16 +110,16 @@ func healthyR3(ci *jetstream.ClusterInfo) bool {
 	return true
 }
 
-// clusterResults is the results stream as last read in full. The test
-// re-reads it with direct gets rather than following it with one long-lived
-// consumer: a subscription's own consumer may live on the node the test
-// kills, and the test is about the worker, not about that subscription.
+// clusterResults is the results stream as read so far. The test reads it
+// with direct gets rather than following it with one long-lived consumer: a
+// subscription's own consumer may live on the node the test kills, and the
+// test is about the worker, not about that subscription.
 type clusterResults struct {
-	all []events.Envelope
+	all []events.Envelope // in stream order, from sequence 1
 }
 
-// read replaces r.all with every result in the stream, or returns the
-// first error.
+// read appends the results published since the last read, or returns the
+// first error (keeping what it read before it).
 func (r *clusterResults) read(ctx context.Context, js jetstream.JetStream) error {
 	st, err := js.Stream(ctx, worker.ResultsStream)
 	if err != nil {
@@ -129,8 +129,7 @@ func (r *clusterResults) read(ctx context.Context, js jetstream.JetStream) error
 	if err != nil {
 		return err
 	}
-	var all []events.Envelope
-	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+	for seq := uint64(len(r.all)) + 1; seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
 			return fmt.Errorf("result %d: %w", seq, err)
@@ -139,9 +138,8 @@ func (r *clusterResults) read(ctx context.Context, js jetstream.JetStream) error
 		if err != nil {
 			return fmt.Errorf("result %d does not decode: %w", seq, err)
 		}
-		all = append(all, env)
+		r.all = append(r.all, env)
 	}
-	r.all = all
 	return nil
 }
 
