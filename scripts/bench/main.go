@@ -1,37 +1,59 @@
-// Command bench measures hookworker end to end on this machine and prints
-// the figures with their conditions:
+// Command bench measures the per-event cost of hookworker on this machine
+// and prints, in one run, every case side by side with its conditions:
 //
-//   - end-to-end throughput: N order.accepted events published at once,
-//     consumed by a `hookworker run` process with the sandbox provider, until
-//     the N-th provisioning.succeeded result arrives;
-//   - publish→result latency (p50, p99) at a steady rate below that;
-//   - the raw JetStream consume + double-ack rate of the same server with the
-//     same batch size, and the worker's share of it;
-//   - the worker process's peak RSS (VmHWM).
+//   - raw: a plain JetStream consumer (continuous pull, fire-and-forget ack)
+//     doing no work at all: what the server can deliver and take acks for;
+//   - watermill: a Watermill router on JetStream (scripts/bench-watermill,
+//     its own Go module) doing comparable durable work per event: decode,
+//     create the idempotency record in KV, no-op provider, record done,
+//     publish the result, ack;
+//   - hookworker: a `hookworker run` process with the in-memory sandbox
+//     provider at each -concurrency;
+//   - optionally hookworker built from another git ref (-baseline-ref), run
+//     the same way, so before/after ratios come from one run;
+//   - rss: hookworker at CONCURRENCY 1024 under a burst, its peak RSS and
+//     the most operations it had in flight.
 //
-// Run: go run ./scripts/bench -n 5000
+// Each case gets a fresh nats-server process (file storage in a new
+// directory), so no case sees another's events, records or results, and
+// the consumer under test runs as its own process: CPU per event is read
+// from /proc/<pid>/stat of both the consumer and the server; messages per
+// event from the server's /connz counters of the consumer's connections.
+// For each case the bench publishes -n events at once (asynchronous
+// publishes with Nats-Msg-Id) and times them until the last result (for
+// raw: the last ack), then publishes at half that rate for
+// -latency-seconds and reports publish→result p50/p99.
+//
+// nats-server is taken from -nats-server, PATH or $GOPATH/bin; if absent it
+// is installed with `go install` at the version in go.mod.
+//
+// Run from the repository root: go run ./scripts/bench
 package main
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -39,249 +61,712 @@ import (
 	"github.com/hookworker/hookworker/worker"
 )
 
+type config struct {
+	n           int
+	latSeconds  float64
+	concs       []int
+	wmSubs      []int
+	rssConc     int
+	rssN        int
+	baselineRef string
+	cases       map[string]bool
+	natsServer  string
+	keep        bool
+}
+
 func main() {
-	n := flag.Int("n", 5000, "events in the throughput run (and the raw run)")
-	latN := flag.Int("latency-n", 1000, "events in the latency run")
-	rate := flag.Float64("rate", 200, "events per second in the latency run")
-	conc := flag.Int("concurrency", 8, "HOOKWORKER_CONCURRENCY of the worker")
+	role := flag.String("role", "", "internal: run as the raw consumer against -url")
+	url := flag.String("url", "", "internal: NATS URL for -role")
+	n := flag.Int("n", 20000, "events per throughput case")
+	lat := flag.Float64("latency-seconds", 3, "length of each latency run (at half the case's measured rate)")
+	concs := flag.String("concurrency", "8,32,128", "HOOKWORKER_CONCURRENCY values to run hookworker at")
+	wm := flag.String("watermill-subscribers", "8,32", "Watermill subscription counts to run the router at")
+	rssConc := flag.Int("rss-concurrency", 1024, "HOOKWORKER_CONCURRENCY of the peak-RSS case")
+	rssN := flag.Int("rss-n", 8000, "events in the peak-RSS burst")
+	base := flag.String("baseline-ref", "", "also run hookworker built from this git ref (e.g. main) at each -concurrency, for before/after ratios")
+	cases := flag.String("cases", "raw,watermill,hookworker,rss", "cases to run")
+	ns := flag.String("nats-server", "", "nats-server binary (default: PATH, then $GOPATH/bin, else go install)")
+	keep := flag.Bool("keep", false, "keep the temporary directory (logs, stores)")
 	flag.Parse()
-	if err := run(*n, *latN, *rate, *conc); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	if *role == "raw" {
+		if err := rawConsumer(*url); err != nil {
+			fmt.Fprintln(os.Stderr, "bench raw consumer:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg := config{n: *n, latSeconds: *lat, rssConc: *rssConc, rssN: *rssN, baselineRef: *base, natsServer: *ns, keep: *keep,
+		cases: map[string]bool{}}
+	var err error
+	if cfg.concs, err = intList(*concs); err != nil {
+		fatal(fmt.Errorf("-concurrency: %w", err))
+	}
+	if cfg.wmSubs, err = intList(*wm); err != nil {
+		fatal(fmt.Errorf("-watermill-subscribers: %w", err))
+	}
+	for _, c := range strings.Split(*cases, ",") {
+		cfg.cases[strings.TrimSpace(c)] = true
+	}
+	if err := run(cfg); err != nil {
+		fatal(err)
 	}
 }
 
-func run(n, latN int, rate float64, conc int) error {
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// result is one case's figures.
+type result struct {
+	name        string
+	kind        string // raw, watermill, hookworker, baseline, rss
+	conc        int
+	events      int
+	took        time.Duration
+	rate        float64
+	workerCPU   float64 // µs per event
+	serverCPU   float64
+	sentMsgs    float64 // consumer → server messages per event
+	recvMsgs    float64 // server → consumer messages per event
+	latRate     float64
+	p50, p99    time.Duration
+	latN        int
+	rssKiB      int
+	maxInFlight int
+	note        string
+}
+
+func run(cfg config) error {
 	dir, err := os.MkdirTemp("", "hookworker-bench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := worker.StartEmbedded(dir, "127.0.0.1:0")
+	if cfg.keep {
+		fmt.Fprintln(os.Stderr, "bench: files in", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	nsBin, err := natsServerBinary(cfg.natsServer)
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
+	self, err := os.Executable()
 	if err != nil {
 		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: building hookworker and bench-watermill")
+	hwBin := filepath.Join(dir, "hookworker")
+	if err := build(".", hwBin, "./cmd/hookworker"); err != nil {
+		return err
+	}
+	wmBin := filepath.Join(dir, "bench-watermill")
+	if cfg.cases["watermill"] {
+		if err := build("scripts/bench-watermill", wmBin, "."); err != nil {
+			return err
+		}
+	}
+	var baseBin string
+	if cfg.baselineRef != "" {
+		baseBin = filepath.Join(dir, "hookworker-baseline")
+		if err := buildRef(cfg.baselineRef, filepath.Join(dir, "baseline-src"), baseBin); err != nil {
+			return err
+		}
+	}
+	load0 := loadAvg()
+	started := time.Now()
+
+	var results []result
+	runOne := func(name, kind string, conc int, n int, start starter) error {
+		fmt.Fprintf(os.Stderr, "bench: %s ...\n", name)
+		r, err := runCase(cfg, dir, nsBin, name, n, start)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		r.kind, r.conc = kind, conc
+		results = append(results, r)
+		return nil
+	}
+	if cfg.cases["raw"] {
+		if err := runOne("raw consume+ack", "raw", 0, cfg.n, rawStarter(self)); err != nil {
+			return err
+		}
+	}
+	if cfg.cases["watermill"] {
+		for _, s := range cfg.wmSubs {
+			if err := runOne(fmt.Sprintf("watermill router, %d subs", s), "watermill", s, cfg.n, watermillStarter(wmBin, s)); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.cases["hookworker"] {
+		for _, c := range cfg.concs {
+			if baseBin != "" {
+				if err := runOne(fmt.Sprintf("hookworker@%s c=%d", cfg.baselineRef, c), "baseline", c, cfg.n, hookworkerStarter(baseBin, dir, c, false)); err != nil {
+					return err
+				}
+			}
+			if err := runOne(fmt.Sprintf("hookworker c=%d", c), "hookworker", c, cfg.n, hookworkerStarter(hwBin, dir, c, false)); err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.cases["rss"] {
+		if baseBin != "" {
+			if err := runOne(fmt.Sprintf("hookworker@%s c=%d (RSS)", cfg.baselineRef, cfg.rssConc), "rss-baseline", cfg.rssConc, cfg.rssN, hookworkerStarter(baseBin, dir, cfg.rssConc, true)); err != nil {
+				return err
+			}
+		}
+		if err := runOne(fmt.Sprintf("hookworker c=%d (RSS)", cfg.rssConc), "rss", cfg.rssConc, cfg.rssN, hookworkerStarter(hwBin, dir, cfg.rssConc, true)); err != nil {
+			return err
+		}
+	}
+	report(os.Stdout, cfg, results, load0, loadAvg(), time.Since(started))
+	return nil
+}
+
+// starter starts the consumer under test against url and returns it once
+// it is consuming, with a probe of its in-flight operations (or nil).
+type starter func(url, caseDir string) (*exec.Cmd, func() int, error)
+
+func rawStarter(self string) starter {
+	return func(url, caseDir string) (*exec.Cmd, func() int, error) {
+		cmd := exec.Command(self, "-role", "raw", "-url", url)
+		return startWaitLine(cmd, caseDir, "ready")
+	}
+}
+
+func watermillStarter(bin string, subs int) starter {
+	return func(url, caseDir string) (*exec.Cmd, func() int, error) {
+		cmd := exec.Command(bin, "-url", url, "-subscribers", strconv.Itoa(subs))
+		return startWaitLine(cmd, caseDir, "ready")
+	}
+}
+
+func hookworkerStarter(bin, dir string, conc int, rss bool) starter {
+	return func(url, caseDir string) (*exec.Cmd, func() int, error) {
+		metrics := freeAddr()
+		cmd := exec.Command(bin, "run")
+		cmd.Env = append(os.Environ(), "HOOKWORKER_NATS_URL="+url, "HOOKWORKER_DATA_DIR="+caseDir,
+			"HOOKWORKER_METRICS_ADDR="+metrics, "HOOKWORKER_OPS_ADDR=", "HOOKWORKER_LOG_LEVEL=warn",
+			"HOOKWORKER_CONCURRENCY="+strconv.Itoa(conc), "HOOKWORKER_CATALOG=", "HOOKWORKER_SANDBOX=memory",
+			"HOOKWORKER_PROVIDER_CHECK_INTERVAL=0")
+		logf, err := os.Create(filepath.Join(caseDir, "consumer.log"))
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		if err := waitReady(metrics, cmd); err != nil {
+			stopProc(cmd)
+			b, _ := os.ReadFile(logf.Name())
+			return nil, nil, fmt.Errorf("%w\n%s", err, tail(b, 2000))
+		}
+		return cmd, func() int { return gauge(metrics, "hookworker_operations_in_flight") }, nil
+	}
+}
+
+func startWaitLine(cmd *exec.Cmd, caseDir, want string) (*exec.Cmd, func() int, error) {
+	logf, err := os.Create(filepath.Join(caseDir, "consumer.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.TrimSpace(sc.Text()) == want {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return cmd, nil, nil
+		}
+	case <-time.After(60 * time.Second):
+	}
+	stopProc(cmd)
+	b, _ := os.ReadFile(logf.Name())
+	return nil, nil, fmt.Errorf("consumer did not get ready\n%s", tail(b, 2000))
+}
+
+// runCase runs one case against a fresh nats-server.
+func runCase(cfg config, dir, nsBin, name string, n int, start starter) (result, error) {
+	r := result{name: name, events: n}
+	caseDir, err := os.MkdirTemp(dir, "case")
+	if err != nil {
+		return r, err
+	}
+	srv, err := startServer(nsBin, caseDir)
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	nc, err := nats.Connect(srv.url, nats.Name(benchConn))
+	if err != nil {
+		return r, err
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-
-	raw, err := rawRate(ctx, js, n, 256, false)
-	if err != nil {
-		return fmt.Errorf("raw run: %w", err)
+	// The streams and bucket exactly as hookworker makes them; the
+	// hookworker consumer itself only where hookworker runs.
+	if _, _, err := worker.Setup(ctx, js, worker.DefaultOptions()); err != nil {
+		return r, err
 	}
-	rawDouble, err := rawRate(ctx, js, n, conc, true)
-	if err != nil {
-		return fmt.Errorf("raw run: %w", err)
+	if err := js.DeleteConsumer(ctx, worker.EventsStream, worker.DefaultOptions().ConsumerName); err != nil {
+		return r, err
 	}
-
-	bin := filepath.Join(dir, "hookworker")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/hookworker").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	metrics := freeAddr()
-	cmd := exec.Command(bin, "run")
-	cmd.Env = append(os.Environ(), "HOOKWORKER_NATS_URL="+ns.ClientURL(), "HOOKWORKER_DATA_DIR="+dir,
-		"HOOKWORKER_METRICS_ADDR="+metrics, "HOOKWORKER_OPS_ADDR=", "HOOKWORKER_LOG_LEVEL=warn",
-		"HOOKWORKER_CONCURRENCY="+strconv.Itoa(conc), "HOOKWORKER_CATALOG=")
-	logf, _ := os.Create(filepath.Join(dir, "worker.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if err := waitReady(metrics); err != nil {
-		return err
-	}
-
-	arrived := map[string]time.Time{}
-	var mu sync.Mutex
-	var count atomic.Int64
-	cons, err := js.OrderedConsumer(ctx, worker.ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
-	if err != nil {
-		return err
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var env struct {
-			Type events.Type       `json:"type"`
-			Data events.ResultData `json:"data"`
-		}
-		if json.Unmarshal(m.Data(), &env) == nil && env.Type == events.ProvisioningSucceeded {
-			mu.Lock()
-			arrived[env.Data.SourceEventID] = time.Now()
-			mu.Unlock()
-			count.Add(1)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer cc.Stop()
-
-	// Throughput: publish everything at once.
-	start := time.Now()
-	if err := publish(ctx, js, "tp", n, 0, nil); err != nil {
-		return err
-	}
-	if err := waitCount(&count, int64(n), 5*time.Minute); err != nil {
-		return err
-	}
-	tpDur := time.Since(start)
-	throughput := float64(n) / tpDur.Seconds()
-
-	// Latency: a steady rate.
-	sent := map[string]time.Time{}
-	count.Store(0)
-	if err := publish(ctx, js, "lat", latN, rate, sent); err != nil {
-		return err
-	}
-	if err := waitCount(&count, int64(latN), 5*time.Minute); err != nil {
-		return err
-	}
-	var lat []time.Duration
-	mu.Lock()
-	for id, t0 := range sent {
-		if t1, ok := arrived[id]; ok {
-			lat = append(lat, t1.Sub(t0))
+	raw := strings.HasPrefix(name, "raw")
+	if raw {
+		if _, err := js.CreateConsumer(ctx, worker.EventsStream, jetstream.ConsumerConfig{Durable: "raw",
+			AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1000}); err != nil {
+			return r, err
 		}
 	}
-	mu.Unlock()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 
-	rss := peakRSS(cmd.Process.Pid)
-	fmt.Printf("hookworker benchmark (%s)\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("  conditions: %s, %d CPUs, %s %s/%s, nats-server %s embedded in the bench process (loopback TCP),\n",
-		cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, server.VERSION)
-	fmt.Printf("              worker = `hookworker run` process, sandbox provider, HOOKWORKER_CONCURRENCY=%d, file storage in %s\n", conc, os.TempDir())
-	fmt.Printf("  end-to-end throughput: %d events in %s = %.0f events/s (publish -> provisioning.succeeded)\n", n, tpDur.Round(time.Millisecond), throughput)
-	fmt.Printf("  latency at %.0f events/s over %d events: p50 %s, p99 %s, max %s\n", rate, len(lat),
-		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
-	fmt.Printf("  raw JetStream consume + ack, same server, batches of 256 (median of 3): %.0f msgs/s\n", raw)
-	fmt.Printf("  raw JetStream consume + confirmed double-ack, %d at a time as the worker acks (median of 3): %.0f msgs/s\n", conc, rawDouble)
-	fmt.Printf("  worker / raw: %.3f of plain consume+ack, %.2f of consume+double-ack\n", throughput/raw, throughput/rawDouble)
-	fmt.Printf("              (per event the worker also reads, creates and updates its idempotency record and publishes a result)\n")
-	fmt.Printf("  worker peak RSS (VmHWM): %.1f MiB\n", float64(rss)/1024)
-	return nil
+	proc, inFlight, err := start(srv.url, caseDir)
+	if err != nil {
+		return r, err
+	}
+	defer stopProc(proc)
+
+	col := newCollector()
+	if !raw {
+		cons, err := js.OrderedConsumer(ctx, worker.ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+		if err != nil {
+			return r, err
+		}
+		cc, err := cons.Consume(col.onResult)
+		if err != nil {
+			return r, err
+		}
+		defer cc.Stop()
+	}
+	var seq atomic.Uint64 // stream sequence of the last event published
+	wait := func(tag string, want int, timeout time.Duration) error {
+		if raw {
+			return waitAcked(ctx, js, seq.Load(), timeout)
+		}
+		return col.wait(tag, want, timeout)
+	}
+
+	// Warm up: connections, the consumer's first pulls, file blocks.
+	if err := publishBurst(js, "warm", min(500, n), &seq); err != nil {
+		return r, err
+	}
+	if err := wait("warm", min(500, n), 2*time.Minute); err != nil {
+		return r, fmt.Errorf("warm-up: %w", err)
+	}
+
+	// Throughput: everything at once.
+	var maxInFlight atomic.Int64
+	stopSampling := make(chan struct{})
+	var sampling sync.WaitGroup
+	if inFlight != nil {
+		sampling.Add(1)
+		go func() {
+			defer sampling.Done()
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					if v := int64(inFlight()); v > maxInFlight.Load() {
+						maxInFlight.Store(v)
+					}
+				case <-stopSampling:
+					return
+				}
+			}
+		}()
+	}
+	cpuW0, cpuS0 := cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid)
+	in0, out0, err := srv.connCounters()
+	if err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	if err := publishBurst(js, "tp", n, &seq); err != nil {
+		return r, err
+	}
+	if err := wait("tp", n, 5*time.Minute); err != nil {
+		return r, err
+	}
+	r.took = time.Since(t0)
+	cpuW1, cpuS1 := cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid)
+	in1, out1, err := srv.connCounters()
+	if err != nil {
+		return r, err
+	}
+	close(stopSampling)
+	sampling.Wait()
+	r.rate = float64(n) / r.took.Seconds()
+	r.workerCPU = float64(cpuW1-cpuW0) / float64(time.Microsecond) / float64(n)
+	r.serverCPU = float64(cpuS1-cpuS0) / float64(time.Microsecond) / float64(n)
+	r.sentMsgs = float64(in1-in0) / float64(n)
+	r.recvMsgs = float64(out1-out0) / float64(n)
+	r.maxInFlight = int(maxInFlight.Load())
+
+	// Latency at half the measured rate (not for raw: it has no results).
+	if !raw && cfg.latSeconds > 0 && !strings.Contains(name, "RSS") {
+		r.latRate = r.rate / 2
+		r.latN = max(100, int(r.latRate*cfg.latSeconds))
+		sent, err := publishPaced(js, "lat", r.latN, r.latRate, &seq)
+		if err != nil {
+			return r, err
+		}
+		if err := wait("lat", r.latN, 2*time.Minute); err != nil {
+			return r, err
+		}
+		lat := col.latencies("lat", sent)
+		slices.Sort(lat)
+		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		r.p50, r.p99 = pct(0.50), pct(0.99)
+	}
+	r.rssKiB = peakRSS(proc.Process.Pid)
+	return r, nil
 }
 
-func publish(ctx context.Context, js jetstream.JetStream, tag string, n int, rate float64, sent map[string]time.Time) error {
-	var interval time.Duration
-	if rate > 0 {
-		interval = time.Duration(float64(time.Second) / rate)
+const benchConn = "bench"
+
+// collector counts provisioning.succeeded results by the tag in their
+// source event id and keeps their arrival times.
+type collector struct {
+	mu      sync.Mutex
+	arrived map[string]time.Time
+	counts  map[string]int
+}
+
+func newCollector() *collector {
+	return &collector{arrived: map[string]time.Time{}, counts: map[string]int{}}
+}
+
+func (c *collector) onResult(m jetstream.Msg) {
+	now := time.Now()
+	var env struct {
+		Type events.Type `json:"type"`
+		Data struct {
+			SourceEventID string `json:"source_event_id"`
+		} `json:"data"`
 	}
-	next := time.Now()
-	var futures []jetstream.PubAckFuture
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("whmcs:bench:AcceptOrder:%s%d", tag, i)
-		env, err := events.NewEnvelope(id, events.OrderAccepted, "bench", time.Now(), events.OrderAcceptedData{
-			OrderID: i + 1, Client: events.Client{ID: 7, Email: "bench@example.com"},
-			Services: []events.OrderedService{{ServiceID: 1_000_000*len(tag) + i, ProductID: 1, BillingCycle: "Annually"}}})
+	if json.Unmarshal(m.Data(), &env) != nil || env.Type != events.ProvisioningSucceeded {
+		return
+	}
+	id := env.Data.SourceEventID
+	tag := strings.TrimPrefix(id, eventPrefix)
+	if i := strings.IndexByte(tag, '-'); i >= 0 {
+		tag = tag[:i]
+	}
+	c.mu.Lock()
+	if _, dup := c.arrived[id]; !dup {
+		c.arrived[id] = now
+		c.counts[tag]++
+	}
+	c.mu.Unlock()
+}
+
+func (c *collector) wait(tag string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		got := c.counts[tag]
+		c.mu.Unlock()
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d results after %s", got, want, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (c *collector) latencies(tag string, sent map[string]time.Time) []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Duration
+	for id, t0 := range sent {
+		if t1, ok := c.arrived[id]; ok {
+			out = append(out, t1.Sub(t0))
+		}
+	}
+	return out
+}
+
+func waitAcked(ctx context.Context, js jetstream.JetStream, lastSeq uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := js.Consumer(ctx, worker.EventsStream, "raw")
 		if err != nil {
 			return err
 		}
-		b, _ := json.Marshal(env)
-		if interval > 0 {
-			time.Sleep(time.Until(next))
-			next = next.Add(interval)
-			sent[id] = time.Now()
-			if _, err := js.Publish(ctx, events.InboundSubject("bench", events.OrderAccepted), b, jetstream.WithMsgID(id)); err != nil {
-				return err
-			}
-			continue
+		info := c.CachedInfo()
+		if info.AckFloor.Stream >= lastSeq {
+			return nil
 		}
-		f, err := js.PublishAsync(events.InboundSubject("bench", events.OrderAccepted), b, jetstream.WithMsgID(id))
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ack floor %d of %d after %s", info.AckFloor.Stream, lastSeq, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+const eventPrefix = "whmcs:bench:AcceptOrder:"
+
+var serviceIDs atomic.Int64
+
+func event(tag string, i int) (id string, body []byte, err error) {
+	id = eventPrefix + tag + "-" + strconv.Itoa(i)
+	sid := int(serviceIDs.Add(1))
+	env, err := events.NewEnvelope(id, events.OrderAccepted, "bench", time.Now(), events.OrderAcceptedData{
+		OrderID: sid, Client: events.Client{ID: 7, Email: "bench@example.com", FirstName: "Bench", LastName: "Mark"},
+		Services: []events.OrderedService{{ServiceID: sid, ProductID: 1, Domain: "bench" + strconv.Itoa(sid) + ".example.com", BillingCycle: "Annually"}}})
+	if err != nil {
+		return "", nil, err
+	}
+	body, err = json.Marshal(env)
+	return id, body, err
+}
+
+var subject = events.InboundSubject("bench", events.OrderAccepted)
+
+func publishBurst(js jetstream.JetStream, tag string, n int, seq *atomic.Uint64) error {
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		id, b, err := event(tag, i)
+		if err != nil {
+			return err
+		}
+		f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id))
 		if err != nil {
 			return err
 		}
 		futures = append(futures, f)
 	}
+	return awaitAcks(futures, seq)
+}
+
+func awaitAcks(futures []jetstream.PubAckFuture, seq *atomic.Uint64) error {
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case a := <-f.Ok():
+			if a.Sequence > seq.Load() {
+				seq.Store(a.Sequence)
+			}
 		case err := <-f.Err():
 			return err
+		case <-time.After(time.Minute):
+			return errors.New("publish not confirmed within a minute")
 		}
 	}
 	return nil
 }
 
-// rawRate is the consume + ack rate of the server, without any work: the
-// median of three runs over n messages, fetched in batches of batch and
-// acknowledged — with ack (fire-and-forget, the last one confirmed) when
-// double is false, or each with a confirmed double ack, batch at a time,
-// as the worker does, when double is true.
-func rawRate(ctx context.Context, js jetstream.JetStream, n, batch int, double bool) (float64, error) {
-	var rates []float64
-	for run := 0; run < 3; run++ {
-		name := fmt.Sprintf("BENCH_RAW_%d", run)
-		s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"bench.raw." + strconv.Itoa(run)}, Storage: jetstream.FileStorage})
-		if err != nil {
-			return 0, err
-		}
-		body := make([]byte, 600) // about the size of an order.accepted event
-		for i := 0; i < n; i++ {
-			if _, err := js.PublishAsync("bench.raw."+strconv.Itoa(run), body); err != nil {
-				return 0, err
-			}
-		}
-		<-js.PublishAsyncComplete()
-		c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: -1})
-		if err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		done := 0
-		for done < n {
-			b, err := c.Fetch(min(batch, n-done), jetstream.FetchMaxWait(2*time.Second))
+// publishPaced publishes n events at rate per second, a few at a time on a
+// 1 ms tick, and returns when each was sent.
+func publishPaced(js jetstream.JetStream, tag string, n int, rate float64, seq *atomic.Uint64) (map[string]time.Time, error) {
+	sent := make(map[string]time.Time, n)
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	start := time.Now()
+	for i := 0; i < n; {
+		due := min(n, int(time.Since(start).Seconds()*rate)+1)
+		for ; i < due; i++ {
+			id, b, err := event(tag, i)
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
-			var wg sync.WaitGroup
-			var last jetstream.Msg
-			for m := range b.Messages() {
-				done++
-				last = m
-				if !double {
-					_ = m.Ack()
-					continue
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_ = m.DoubleAck(ctx)
-				}()
+			sent[id] = time.Now()
+			f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id))
+			if err != nil {
+				return nil, err
 			}
-			wg.Wait()
-			if !double && done == n && last != nil {
-				_ = last.DoubleAck(ctx) // the server has every ack once this returns
-			}
+			futures = append(futures, f)
 		}
-		rates = append(rates, float64(n)/time.Since(start).Seconds())
-		if err := js.DeleteStream(ctx, name); err != nil {
-			return 0, err
-		}
+		time.Sleep(500 * time.Microsecond)
 	}
-	sort.Float64s(rates)
-	return rates[1], nil
+	return sent, awaitAcks(futures, seq)
 }
 
-func waitCount(c *atomic.Int64, want int64, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for c.Load() < want {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d results after %s", c.Load(), want, timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+// rawConsumer is the raw case's process: a continuous pull of the "raw"
+// consumer, each message acked without waiting for a confirmation.
+func rawConsumer(url string) error {
+	nc, err := nats.Connect(url, nats.Name("raw"))
+	if err != nil {
+		return err
 	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	c, err := js.Consumer(context.Background(), worker.EventsStream, "raw")
+	if err != nil {
+		return err
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.PullMaxMessages(500))
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	fmt.Println("ready")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
 	return nil
 }
 
-func waitReady(addr string) error {
+// server is one nats-server process with its monitoring port.
+type server struct {
+	cmd     *exec.Cmd
+	url     string
+	monitor string
+}
+
+func startServer(bin, dir string) (*server, error) {
+	port, mport := freePort(), freePort()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(mport),
+		"-js", "-sd", filepath.Join(dir, "jetstream"), "-l", filepath.Join(dir, "nats-server.log"))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start nats-server: %w", err)
+	}
+	s := &server{cmd: cmd, url: fmt.Sprintf("nats://127.0.0.1:%d", port), monitor: fmt.Sprintf("http://127.0.0.1:%d", mport)}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(s.monitor + "/healthz?js-enabled-only=true"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.stop()
+	return nil, errors.New("nats-server did not become healthy")
+}
+
+func (s *server) stop() { stopProc(s.cmd) }
+
+// connCounters sums in_msgs and out_msgs (as the server counts them: in =
+// sent by the client) over every connection but the bench's own.
+func (s *server) connCounters() (in, out int64, err error) {
+	resp, err := http.Get(s.monitor + "/connz?limit=1024")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var cz struct {
+		Connections []struct {
+			Name    string `json:"name"`
+			InMsgs  int64  `json:"in_msgs"`
+			OutMsgs int64  `json:"out_msgs"`
+		} `json:"connections"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cz); err != nil {
+		return 0, 0, fmt.Errorf("connz: %w", err)
+	}
+	for _, c := range cz.Connections {
+		if c.Name == benchConn {
+			continue
+		}
+		in += c.InMsgs
+		out += c.OutMsgs
+	}
+	return in, out, nil
+}
+
+func stopProc(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpuTime is the user+system CPU time pid has used (/proc/<pid>/stat).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// peakRSS is VmHWM of pid in KiB.
+func peakRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kb
+		}
+	}
+	return 0
+}
+
+func gauge(addr, name string) int {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f)
+		}
+	}
+	return 0
+}
+
+func waitReady(addr string, cmd *exec.Cmd) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -290,35 +775,108 @@ func waitReady(addr string) error {
 				return nil
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		if cmd.ProcessState != nil {
+			return errors.New("worker exited")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("worker not ready on %s", addr)
 }
 
 func freeAddr() string {
+	return fmt.Sprintf("127.0.0.1:%d", freePort())
+}
+
+func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// peakRSS is VmHWM of pid in KiB.
-func peakRSS(pid int) int {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
+func build(dir, out, pkg string) error {
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s in %s: %v\n%s", pkg, dir, err, b)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kb
+	return nil
+}
+
+// buildRef builds cmd/hookworker as it is at git ref.
+func buildRef(ref, src, out string) error {
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
+	}
+	archive := exec.Command("git", "archive", "--format=tar", ref)
+	untar := exec.Command("tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		return fmt.Errorf("git archive %s: %v: %s", ref, err, stderr.String())
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("untar %s: %w", ref, err)
+	}
+	return build(src, out, "./cmd/hookworker")
+}
+
+// natsServerBinary finds nats-server, or installs the version go.mod
+// requires (pure Go, no cgo) into $GOPATH/bin.
+func natsServerBinary(flagged string) (string, error) {
+	if flagged != "" {
+		return flagged, nil
+	}
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p, nil
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	bin := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	version := "latest"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nats-io/nats-server/v2" {
+				version = d.Version
+			}
 		}
 	}
-	return 0
+	fmt.Fprintln(os.Stderr, "bench: installing nats-server", version)
+	cmd := exec.Command("go", "install", "github.com/nats-io/nats-server/v2@"+version)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install nats-server: %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
+func natsServerVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func cpuModel() string {
@@ -332,4 +890,83 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time.Duration) {
+	nsBin, _ := natsServerBinary(cfg.natsServer)
+	fmt.Fprintf(w, "hookworker benchmark, %s, took %s\n", time.Now().UTC().Format(time.RFC3339), took.Round(time.Second))
+	fmt.Fprintf(w, "conditions: %s, %d CPUs, %s %s/%s, %s (own process per case, fresh store, loopback TCP)\n",
+		cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, natsServerVersion(nsBin))
+	fmt.Fprintf(w, "            load average at start %s, at end %s (the machine is shared: compare ratios within this run)\n", load0, load1)
+	fmt.Fprintf(w, "            %d order.accepted events per case published at once (after 500 warm-up events); sandbox provider;\n", cfg.n)
+	fmt.Fprintf(w, "            latency: publish→result at half the case's rate for %.0fs; CPU from /proc/<pid>/stat; msgs from /connz\n\n", cfg.latSeconds)
+	fmt.Fprintf(w, "%-34s %9s %9s %9s %9s %7s %7s %9s %9s %9s %8s\n", "case", "events/s", "worker", "server", "total", "msgs", "msgs", "latency", "p50", "p99", "peak RSS")
+	fmt.Fprintf(w, "%-34s %9s %9s %9s %9s %7s %7s %9s %9s %9s %8s\n", "", "", "µs/event", "µs/event", "µs/event", "out/ev", "in/ev", "at ev/s", "", "", "MiB")
+	for _, r := range rs {
+		lat, p50, p99 := "-", "-", "-"
+		if r.latN > 0 {
+			lat, p50, p99 = fmt.Sprintf("%.0f", r.latRate), fmtDur(r.p50), fmtDur(r.p99)
+		}
+		fmt.Fprintf(w, "%-34s %9.0f %9.1f %9.1f %9.1f %7.2f %7.2f %9s %9s %9s %8.1f\n", r.name, r.rate, r.workerCPU, r.serverCPU,
+			r.workerCPU+r.serverCPU, r.sentMsgs, r.recvMsgs, lat, p50, p99, float64(r.rssKiB)/1024)
+	}
+	fmt.Fprintf(w, "\n(msgs out/ev: sent by the consumer to the server per event — requests, publishes, acks; in/ev: received — deliveries and replies;\n")
+	fmt.Fprintf(w, " a confirmed request is one round trip: one out and one in)\n")
+	for _, r := range rs {
+		if r.kind == "rss" || r.kind == "rss-baseline" {
+			fmt.Fprintf(w, "%s: peak RSS %.1f MiB with up to %d operations in flight (sampled every 20 ms)\n", r.name, float64(r.rssKiB)/1024, r.maxInFlight)
+		}
+	}
+
+	var wmBest *result
+	for i := range rs {
+		if rs[i].kind == "watermill" && (wmBest == nil || rs[i].rate > wmBest.rate) {
+			wmBest = &rs[i]
+		}
+	}
+	fmt.Fprintln(w, "\nratios (same run):")
+	var hwBest *result
+	for i := range rs {
+		r := &rs[i]
+		if r.kind != "hookworker" {
+			continue
+		}
+		if hwBest == nil || r.rate > hwBest.rate {
+			hwBest = r
+		}
+		if wmBest != nil {
+			fmt.Fprintf(w, "  %-22s / %-28s events/s %.2fx   CPU/event (worker+server) %.2fx\n", r.name, wmBest.name, r.rate/wmBest.rate,
+				(r.workerCPU+r.serverCPU)/(wmBest.workerCPU+wmBest.serverCPU))
+		}
+		for _, b := range rs {
+			if b.kind == "baseline" && b.conc == r.conc {
+				fmt.Fprintf(w, "  %-22s / %-28s events/s %.2fx   CPU/event (worker+server) %.2fx   msgs/event %.2fx\n", r.name, b.name, r.rate/b.rate,
+					(r.workerCPU+r.serverCPU)/(b.workerCPU+b.serverCPU), (r.sentMsgs+r.recvMsgs)/(b.sentMsgs+b.recvMsgs))
+			}
+		}
+	}
+	if hwBest != nil && wmBest != nil {
+		fmt.Fprintf(w, "  best hookworker (%s) / best watermill (%s): %.2fx\n", hwBest.name, wmBest.name, hwBest.rate/wmBest.rate)
+	}
+	for _, r := range rs {
+		if r.kind == "raw" && hwBest != nil {
+			fmt.Fprintf(w, "  best hookworker / raw consume+ack: %.2f of the server's bare delivery rate\n", hwBest.rate/r.rate)
+		}
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
 }
