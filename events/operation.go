@@ -44,24 +44,27 @@ func (a Action) IsSignup() bool { return a == SignupCustomer || a == SignupResel
 // event or redelivery carries it, and the worker applies each Key at most
 // once.
 type Operation struct {
-	Key          string            `json:"key"`
-	EventID      string            `json:"event_id"`
-	EventType    Type              `json:"event_type"`
-	Source       string            `json:"source"`
-	Action       Action            `json:"action"`
-	Provider     string            `json:"provider"`
-	ProductID    int               `json:"product_id,omitempty"`
-	ServiceID    int               `json:"service_id,omitempty"`
-	ClientID     int               `json:"client_id"`
-	OrderID      int               `json:"order_id,omitempty"`
-	InvoiceID    int               `json:"invoice_id,omitempty"`
-	Domain       string            `json:"domain,omitempty"`
-	Username     string            `json:"username,omitempty"`
-	BillingCycle string            `json:"billing_cycle,omitempty"`
-	Months       int               `json:"months,omitempty"`
-	Reason       string            `json:"reason,omitempty"`
-	Client       *Client           `json:"client,omitempty"`
-	ConfigOpts   map[string]string `json:"config_options,omitempty"`
+	Key       string `json:"key"`
+	EventID   string `json:"event_id"`
+	EventType Type   `json:"event_type"`
+	Source    string `json:"source"`
+	Action    Action `json:"action"`
+	Provider  string `json:"provider"`
+	ProductID int    `json:"product_id,omitempty"`
+	ServiceID int    `json:"service_id,omitempty"`
+	ClientID  int    `json:"client_id"`
+	OrderID   int    `json:"order_id,omitempty"`
+	InvoiceID int    `json:"invoice_id,omitempty"`
+	Domain    string `json:"domain,omitempty"`
+	Username  string `json:"username,omitempty"`
+	// CustomUsername is the product custom field "Username" of a signup's
+	// service (see OrderedService.CustomUsername).
+	CustomUsername string            `json:"custom_username,omitempty"`
+	BillingCycle   string            `json:"billing_cycle,omitempty"`
+	Months         int               `json:"months,omitempty"`
+	Reason         string            `json:"reason,omitempty"`
+	Client         *Client           `json:"client,omitempty"`
+	ConfigOpts     map[string]string `json:"config_options,omitempty"`
 	// Settings are the product's provider settings from the catalog
 	// (never credentials: those belong to the provider's own config).
 	Settings map[string]string `json:"settings,omitempty"`

@@ -43,12 +43,19 @@ func (d *ClientAddedData) validate() error { return d.Client.validate("data.clie
 // OrderedService is one service of an accepted order. Its password and the
 // server's credentials are never included.
 type OrderedService struct {
-	ServiceID     int               `json:"service_id"`
-	ProductID     int               `json:"product_id"`
-	Domain        string            `json:"domain,omitempty"`
-	BillingCycle  string            `json:"billing_cycle,omitempty"` // WHMCS billing cycle, e.g. "Monthly", "Annually"
+	ServiceID    int    `json:"service_id"`
+	ProductID    int    `json:"product_id"`
+	Domain       string `json:"domain,omitempty"`
+	BillingCycle string `json:"billing_cycle,omitempty"` // WHMCS billing cycle, e.g. "Monthly", "Annually"
+	// ConfigOptions are keyed as WHMCS module params key them: by the part
+	// of the option's name before "|" (the whole name when there is none),
+	// with the key half of a chosen dropdown/radio value or the quantity.
 	ConfigOptions map[string]string `json:"config_options,omitempty"`
 	Username      string            `json:"username,omitempty"` // service username already set in WHMCS, if any
+	// CustomUsername is the service's product custom field "Username" (the
+	// key half of its name), when set: the official Comet module names the
+	// account after it.
+	CustomUsername string `json:"custom_username,omitempty"`
 }
 
 // OrderAcceptedData is the payload of order.accepted (WHMCS AcceptOrder): one
@@ -100,6 +107,13 @@ type InvoiceItem struct {
 	// signup on first payment needs them.
 	Domain       string `json:"domain,omitempty"`
 	BillingCycle string `json:"billing_cycle,omitempty"`
+	// ConfigOptions, Username and CustomUsername are the service's, for a
+	// first-payment Hosting item, exactly as OrderedService carries them:
+	// a signup on first payment applies the same options as one on
+	// AcceptOrder.
+	ConfigOptions  map[string]string `json:"config_options,omitempty"`
+	Username       string            `json:"username,omitempty"`
+	CustomUsername string            `json:"custom_username,omitempty"`
 }
 
 // InvoicePaidData is the payload of invoice.paid (WHMCS InvoicePaid).

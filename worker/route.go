@@ -50,6 +50,7 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 			op.Action, op.Provider, op.Settings, op.ProductID = p.Signup, p.Provider, p.Settings, p.ID
 			op.ServiceID, op.ClientID, op.OrderID, op.InvoiceID = s.ServiceID, d.Client.ID, d.OrderID, d.InvoiceID
 			op.Domain, op.BillingCycle, op.ConfigOpts, op.Username = s.Domain, s.BillingCycle, s.ConfigOptions, s.Username
+			op.CustomUsername = s.CustomUsername
 			op.Months, _ = events.MonthsOf(s.BillingCycle)
 			client := d.Client
 			op.Client = &client
@@ -72,6 +73,8 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 			op.Action, op.Provider, op.Settings, op.ProductID = p.Signup, p.Provider, p.Settings, p.ID
 			op.ServiceID, op.ClientID, op.InvoiceID, op.Client = it.RelID, d.ClientID, d.InvoiceID, d.Client
 			op.Domain, op.BillingCycle = it.Domain, it.BillingCycle
+			// the same options and names as an AcceptOrder signup of the service
+			op.ConfigOpts, op.Username, op.CustomUsername = it.ConfigOptions, it.Username, it.CustomUsername
 			op.Months, _ = events.MonthsOf(it.BillingCycle)
 			ops = append(ops, op)
 		}

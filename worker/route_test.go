@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,47 @@ func TestOptionsValidateNamesTheVariable(t *testing.T) {
 	}
 	if err := worker.DefaultOptions().Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A signup on first payment (invoice.paid) applies the same configurable
+// options and usernames as one on AcceptOrder: the two triggers of one
+// service's signup make the same operation (issue 8 point 2).
+func TestRouteFirstPaymentCarriesTheOrderOptions(t *testing.T) {
+	cat, err := catalog.Parse([]byte(testCatalog), "test", map[string]catalog.Validator{sandbox.Name: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := map[string]string{"number_of_devices": "5", "storage_vault_quota_gb": "100"}
+	client := events.Client{ID: 7, Email: "ada@example.com"}
+	paid, err := events.NewEnvelope("whmcs:main:InvoicePaid:5", events.InvoicePaid, "main", time.Now(), events.InvoicePaidData{
+		InvoiceID: 5, ClientID: 7, Client: &client, Items: []events.InvoiceItem{{Type: "Hosting", RelID: 30, ProductID: 6,
+			BillingCycle: "Monthly", ConfigOptions: opts, Username: "ada30", CustomUsername: "ada-backup"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := events.NewEnvelope("whmcs:main:AcceptOrder:1", events.OrderAccepted, "main", time.Now(), events.OrderAcceptedData{
+		OrderID: 1, InvoiceID: 5, Client: client, Services: []events.OrderedService{{ServiceID: 30, ProductID: 1,
+			BillingCycle: "Monthly", ConfigOptions: opts, Username: "ada30", CustomUsername: "ada-backup"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPayment, err := worker.Route(paid, cat)
+	if err != nil || len(byPayment) != 1 {
+		t.Fatalf("invoice.paid: %v %+v", err, byPayment)
+	}
+	byOrder, err := worker.Route(accepted, cat)
+	if err != nil || len(byOrder) != 1 {
+		t.Fatalf("order.accepted: %v %+v", err, byOrder)
+	}
+	p, o := byPayment[0], byOrder[0]
+	if p.Key != o.Key {
+		t.Errorf("keys differ: %s vs %s", p.Key, o.Key)
+	}
+	if !maps.Equal(p.ConfigOpts, opts) || p.Username != "ada30" || p.CustomUsername != "ada-backup" {
+		t.Errorf("first-payment signup lost the service's options or names: %+v", p)
+	}
+	if !maps.Equal(p.ConfigOpts, o.ConfigOpts) || p.Username != o.Username || p.CustomUsername != o.CustomUsername {
+		t.Errorf("first-payment signup %+v differs from the AcceptOrder signup %+v", p, o)
 	}
 }

@@ -1287,18 +1287,139 @@ if (!class_exists('HookworkerError', false)) {
             return null;
         }
 
-        private static function configOptionsOf(array $product): array
+        /**
+         * The key half of a WHMCS "key|Label" name, trimmed; the whole name
+         * when it has no "|" after its first character. This is how WHMCS
+         * builds module params (lib/Module/Server.php buildServiceParams in
+         * 7.8 and 8.7: strpos($name, "|") then trim(explode(...)[0])), so a
+         * provider sees the same names here as a module would.
+         */
+        public static function keyHalf(string $name): string
         {
+            $p = strpos($name, '|');
+            return ($p !== false && $p > 0) ? trim(substr($name, 0, $p)) : trim($name);
+        }
+
+        /**
+         * A service's configurable options keyed as module params key them:
+         * the part of the option's name before "|", with the key half of the
+         * chosen sub-option (dropdown, radio) or the quantity (yes/no,
+         * quantity). GetClientsProducts cannot give that: it returns the
+         * label half as "option" and the label of the chosen sub-option as
+         * "value" (includes/api/getclientsproducts.php via
+         * getCartConfigOptions, 7.8 and 8.7), so the options are read from
+         * the same tables WHMCS's buildServiceParams reads. Without database
+         * access (never inside WHMCS) the GetClientsProducts names are used
+         * and a line is logged that they may be labels.
+         */
+        private static function configOptionsOf(array $product, int $serviceId, int $pid): array
+        {
+            $db = self::configOptionsFromDb($serviceId, $pid);
+            if ($db !== null) {
+                return $db;
+            }
             $out = array();
             if (isset($product['configoptions']) && is_array($product['configoptions']) &&
                 isset($product['configoptions']['configoption']) && is_array($product['configoptions']['configoption'])) {
                 foreach ($product['configoptions']['configoption'] as $o) {
                     if (is_array($o) && isset($o['option']) && is_scalar($o['option']) && isset($o['value']) && is_scalar($o['value'])) {
-                        $out[(string) $o['option']] = (string) $o['value'];
+                        $out[self::keyHalf((string) $o['option'])] = self::keyHalf((string) $o['value']);
                     }
                 }
             }
+            if (count($out) > 0) {
+                self::log('service ' . $serviceId . ': no database access; configurable options named as GetClientsProducts returns them (labels, not the keys before "|")');
+            }
             return $out;
+        }
+
+        /** null when the database cannot be read. */
+        private static function configOptionsFromDb(int $serviceId, int $pid): ?array
+        {
+            $capsule = '\\WHMCS\\Database\\Capsule';
+            if ($serviceId <= 0 || !class_exists($capsule)) {
+                return null;
+            }
+            try {
+                $out = array();
+                foreach ($capsule::table('tblhostingconfigoptions')->where('relid', $serviceId)->get() as $row) {
+                    $opt = $capsule::table('tblproductconfigoptions')->where('id', $row->configid)->first();
+                    if ($opt === null) {
+                        continue;
+                    }
+                    // only option groups linked to the service's product, as WHMCS does
+                    if ($pid > 0 && $capsule::table('tblproductconfiglinks')->where('gid', $opt->gid)->where('pid', $pid)->first() === null) {
+                        continue;
+                    }
+                    $type = (int) $opt->optiontype;
+                    if ($type === 3 || $type === 4) {
+                        $value = (string) (int) $row->qty;
+                    } else {
+                        $sub = $capsule::table('tblproductconfigoptionssub')->where('id', $row->optionid)->first();
+                        if ($sub === null) {
+                            continue;
+                        }
+                        $value = self::keyHalf((string) $sub->optionname);
+                    }
+                    $out[self::keyHalf((string) $opt->optionname)] = $value;
+                }
+                return $out;
+            } catch (Throwable $e) {
+                self::log('service ' . $serviceId . ': reading configurable options from the database failed: ' . $e->getMessage());
+                return null;
+            }
+        }
+
+        /**
+         * The product custom field "Username" (key half of its name) of a
+         * service, "" when unset: the official Comet module names the
+         * account after it. Read from the database when possible (custom
+         * field names, like option names, may be "key|Label"), else from
+         * GetClientsProducts' customfields.
+         */
+        private static function customUsernameOf(array $product, int $serviceId, int $pid): string
+        {
+            $capsule = '\\WHMCS\\Database\\Capsule';
+            if ($serviceId > 0 && $pid > 0 && class_exists($capsule)) {
+                try {
+                    foreach ($capsule::table('tblcustomfields')->where('type', 'product')->where('relid', $pid)->get() as $f) {
+                        if (self::keyHalf((string) $f->fieldname) !== 'Username') {
+                            continue;
+                        }
+                        $v = $capsule::table('tblcustomfieldsvalues')->where('fieldid', $f->id)->where('relid', $serviceId)->first();
+                        return $v !== null ? self::keyHalf((string) $v->value) : '';
+                    }
+                    return '';
+                } catch (Throwable $e) {
+                    self::log('service ' . $serviceId . ': reading custom fields from the database failed: ' . $e->getMessage());
+                }
+            }
+            foreach (self::listOf(isset($product['customfields']) ? array('c' => $product['customfields']) : array(), 'c', 'customfield') as $f) {
+                if (isset($f['name']) && is_scalar($f['name']) && self::keyHalf((string) $f['name']) === 'Username') {
+                    return isset($f['value']) && is_scalar($f['value']) ? self::keyHalf((string) $f['value']) : '';
+                }
+            }
+            return '';
+        }
+
+        /** Adds config_options, username and custom_username of service $p to $s. */
+        private static function serviceFields(array $s, array $p): array
+        {
+            $sid = (int) $p['id'];
+            $pid = self::posInt($p, array('pid', 'productid'));
+            $opts = self::configOptionsOf($p, $sid, $pid);
+            if (count($opts) > 0) {
+                $s['config_options'] = (object) $opts;
+            }
+            $user = self::str($p, array('username'));
+            if ($user !== '') {
+                $s['username'] = $user;
+            }
+            $cu = self::customUsernameOf($p, $sid, $pid);
+            if ($cu !== '') {
+                $s['custom_username'] = $cu;
+            }
+            return $s;
         }
 
         /** client.added from ClientAdd (key names differ between 7.x and 8.x). */
@@ -1382,15 +1503,7 @@ if (!class_exists('HookworkerError', false)) {
                 if ($cycle !== '') {
                     $s['billing_cycle'] = $cycle;
                 }
-                $opts = self::configOptionsOf($p);
-                if (count($opts) > 0) {
-                    $s['config_options'] = (object) $opts;
-                }
-                $user = self::str($p, array('username'));
-                if ($user !== '') {
-                    $s['username'] = $user;
-                }
-                $services[] = $s;
+                $services[] = self::serviceFields($s, $p);
             }
             $data = array('order_id' => $oid);
             $inv = self::posInt($o, array('invoiceid'));
@@ -1481,6 +1594,7 @@ if (!class_exists('HookworkerError', false)) {
             $items = array();
             $renewals = array();
             foreach (self::listOf($inv, 'items', 'item') as $it) {
+                $svc = null;
                 $type = self::str($it, array('type'));
                 $relid = self::posInt($it, array('relid'));
                 $item = array('id' => self::posInt($it, array('id')), 'type' => $type !== '' ? $type : 'Item', 'rel_id' => $relid);
@@ -1566,6 +1680,14 @@ if (!class_exists('HookworkerError', false)) {
                     $item['amount'] = (string) $it['amount'];
                 }
                 $item['renewal'] = $renewal;
+                if (!$renewal && $type === 'Hosting' && $svc !== null) {
+                    // a signup on first payment applies the same options and names as AcceptOrder's
+                    try {
+                        $item = self::serviceFields($item, $svc);
+                    } catch (Throwable $e) {
+                        self::log('InvoicePaid ' . $iid . ': options of Hosting ' . $relid . ' unreadable: ' . $e->getMessage());
+                    }
+                }
                 $items[] = $item;
             }
             $data = array('invoice_id' => $iid, 'client_id' => $cid);

@@ -5,6 +5,7 @@
 package whmcs_test
 
 import (
+	"maps"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -499,8 +500,15 @@ func TestHooksPublishEvents(t *testing.T) {
 	}
 	s0, s1 := oa.Services[0], oa.Services[1]
 	if s0.ServiceID != 101 || s0.ProductID != 5 || s0.Domain != "backup1.example.com" || s0.BillingCycle != "Monthly" ||
-		s0.Username != "ada101" || s0.ConfigOptions["Storage GB"] != "100" || s0.ConfigOptions["Region"] != "eu-west" {
+		s0.Username != "ada101" || s0.CustomUsername != "ada-backup" {
 		t.Errorf("order.accepted service 0: %+v", s0)
+	}
+	// Pipe-named options (`key|Label`), keyed by the key half as module
+	// params are, whatever GetClientsProducts returned (labels): issue 8.1.
+	wantOpts := map[string]string{"number_of_devices": "5", "storage_vault_quota_gb": "100", "protected_item_quota_gb": "50",
+		"region": "eu-west", "Storage GB": "100"}
+	if !maps.Equal(s0.ConfigOptions, wantOpts) {
+		t.Errorf("order.accepted service 0 config options = %v, want %v", s0.ConfigOptions, wantOpts)
 	}
 	if s1.ServiceID != 102 || s1.ProductID != 6 || s1.BillingCycle != "Annually" || s1.Username != "" || len(s1.ConfigOptions) != 0 {
 		t.Errorf("order.accepted service 1: %+v", s1)
@@ -530,6 +538,22 @@ func TestHooksPublishEvents(t *testing.T) {
 	}
 	if r := renewal(500); r[101] || r[102] || r[5001] { // the order's own invoice: first payment
 		t.Errorf("invoice 500 (first payment) renewal flags: %v", r)
+	}
+	// The first-payment item carries what the AcceptOrder signup carries
+	// (issue 8.2); renewal items carry no options.
+	for _, inv := range []int{500, 900} {
+		p, _ := got[fmt.Sprintf("whmcs:test:InvoicePaid:%d", inv)].Env.Payload()
+		for _, it := range p.(*events.InvoicePaidData).Items {
+			switch {
+			case it.RelID == 101:
+				if !maps.Equal(it.ConfigOptions, s0.ConfigOptions) || it.Username != s0.Username || it.CustomUsername != s0.CustomUsername {
+					t.Errorf("invoice %d item for service 101 = %+v, want the order's options %v, username %q, custom username %q",
+						inv, it, s0.ConfigOptions, s0.Username, s0.CustomUsername)
+				}
+			case it.Renewal && (len(it.ConfigOptions) > 0 || it.CustomUsername != ""):
+				t.Errorf("invoice %d renewal item %d carries signup fields: %+v", inv, it.ID, it)
+			}
+		}
 	}
 	if r := renewal(900); !r[103] || !r[301] || !r[5002] { // order invoice 400 != 900
 		t.Errorf("invoice 900 (renewals) flags: %v", r)

@@ -1,6 +1,7 @@
 <?php
 // A tiny stand-in for WHMCS's Capsule (Laravel query builder), just enough
-// for Capsule::table(t)->where(...)->where(...)->first() over canned rows.
+// for Capsule::table(t)->where(...)->where(...)->first() / ->get() over
+// canned rows.
 
 namespace WHMCS\Database;
 
@@ -45,6 +46,14 @@ class CapsuleQuery
             throw new \InvalidArgumentException('unsupported operator ' . $op);
         }));
         return $this;
+    }
+
+    /** @return array<int, object> (WHMCS returns a Collection; both iterate alike) */
+    public function get(): array
+    {
+        return array_map(function ($r) {
+            return (object) $r;
+        }, $this->rows);
     }
 
     public function first()

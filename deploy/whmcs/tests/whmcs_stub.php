@@ -59,11 +59,61 @@ function stub_fixtures()
             'password' => 'S3cr3t-client-pass', 'status' => 'Active',
         ),
     );
+    // Service 101's configurable options as GetClientsProducts returns them
+    // in WHMCS 7.8 and 8.7 (includes/api/getclientsproducts.php, through
+    // getCartConfigOptions): "option" is the label half of a "key|Label"
+    // name, and a dropdown's "value" is the label of the chosen sub-option.
+    // The key halves (what module params use) live only in the tables
+    // below, as the admin named them (seed 002: number_of_devices|Devices).
     $opts101 = array('configoption' => array(
-        array('id' => 1, 'option' => 'Storage GB', 'type' => 'quantity', 'value' => '100'),
-        array('id' => 2, 'option' => 'Region', 'type' => 'dropdown', 'value' => 'eu-west'),
+        array('id' => 11, 'option' => 'Devices', 'type' => 'quantity', 'value' => '5'),
+        array('id' => 12, 'option' => 'Initial Storage Vault Quota (GB)', 'type' => 'quantity', 'value' => '100'),
+        array('id' => 13, 'option' => 'Protected Items Quota (GB)', 'type' => 'quantity', 'value' => '50'),
+        array('id' => 14, 'option' => 'Region', 'type' => 'dropdown', 'value' => 'Europe (West)'),
+        array('id' => 15, 'option' => 'Storage GB', 'type' => 'quantity', 'value' => '100'),
     ));
-    $svc = function ($id, $orderid, $pid, $cycle, $regdate, $domain, $username, $opts = array()) {
+    // GetClientsProducts customfields: {id, name, translated_name, value}.
+    $cf101 = array('customfield' => array(
+        array('id' => 21, 'name' => 'Comet account name', 'translated_name' => 'Comet account name', 'value' => 'ada-backup'),
+        array('id' => 22, 'name' => 'Password', 'translated_name' => 'Password', 'value' => 'S3cr3t-customfield-pass'),
+    ));
+    \WHMCS\Database\Capsule::$tables['tblproductconfiglinks'] = array(
+        array('id' => 1, 'gid' => 1, 'pid' => 5),
+    );
+    \WHMCS\Database\Capsule::$tables['tblproductconfigoptions'] = array(
+        array('id' => 11, 'gid' => 1, 'optionname' => 'number_of_devices|Devices', 'optiontype' => 4),
+        array('id' => 12, 'gid' => 1, 'optionname' => 'storage_vault_quota_gb|Initial Storage Vault Quota (GB)', 'optiontype' => 4),
+        array('id' => 13, 'gid' => 1, 'optionname' => 'protected_item_quota_gb | Protected Items Quota (GB)', 'optiontype' => 4),
+        array('id' => 14, 'gid' => 1, 'optionname' => 'region|Region', 'optiontype' => 1),
+        array('id' => 15, 'gid' => 1, 'optionname' => 'Storage GB', 'optiontype' => 4),
+        array('id' => 16, 'gid' => 2, 'optionname' => 'stale_option|From a group no longer linked', 'optiontype' => 4),
+    );
+    \WHMCS\Database\Capsule::$tables['tblproductconfigoptionssub'] = array(
+        array('id' => 111, 'configid' => 11, 'optionname' => 'Devices'),
+        array('id' => 121, 'configid' => 12, 'optionname' => 'GB'),
+        array('id' => 131, 'configid' => 13, 'optionname' => 'GB'),
+        array('id' => 141, 'configid' => 14, 'optionname' => 'eu-west|Europe (West)'),
+        array('id' => 142, 'configid' => 14, 'optionname' => 'us-east|US (East)'),
+        array('id' => 151, 'configid' => 15, 'optionname' => 'GB'),
+        array('id' => 161, 'configid' => 16, 'optionname' => 'x'),
+    );
+    \WHMCS\Database\Capsule::$tables['tblhostingconfigoptions'] = array(
+        array('id' => 1, 'relid' => 101, 'configid' => 11, 'optionid' => 111, 'qty' => 5),
+        array('id' => 2, 'relid' => 101, 'configid' => 12, 'optionid' => 121, 'qty' => 100),
+        array('id' => 3, 'relid' => 101, 'configid' => 13, 'optionid' => 131, 'qty' => 50),
+        array('id' => 4, 'relid' => 101, 'configid' => 14, 'optionid' => 141, 'qty' => 0),
+        array('id' => 5, 'relid' => 101, 'configid' => 15, 'optionid' => 151, 'qty' => 100),
+        array('id' => 6, 'relid' => 101, 'configid' => 16, 'optionid' => 161, 'qty' => 9),
+    );
+    \WHMCS\Database\Capsule::$tables['tblcustomfields'] = array(
+        array('id' => 21, 'type' => 'product', 'relid' => 5, 'fieldname' => 'Username|Comet account name'),
+        array('id' => 22, 'type' => 'product', 'relid' => 5, 'fieldname' => 'Password'),
+    );
+    \WHMCS\Database\Capsule::$tables['tblcustomfieldsvalues'] = array(
+        array('id' => 1, 'fieldid' => 21, 'relid' => 101, 'value' => 'ada-backup'),
+        array('id' => 2, 'fieldid' => 22, 'relid' => 101, 'value' => 'S3cr3t-customfield-pass'),
+    );
+    $svc = function ($id, $orderid, $pid, $cycle, $regdate, $domain, $username, $opts = array(), $cf = array('customfield' => array())) {
         return array(
             'id' => $id, 'clientid' => 7, 'orderid' => $orderid, 'pid' => $pid, 'regdate' => $regdate,
             'name' => 'Backup ' . $pid, 'groupname' => 'Backup', 'domain' => $domain, 'dedicatedip' => '',
@@ -71,11 +121,11 @@ function stub_fixtures()
             'billingcycle' => $cycle, 'nextduedate' => '2027-01-01', 'status' => 'Active',
             'username' => $username, 'password' => 'S3cr3t-svc-pass',
             'serverpassword' => 'S3cr3t-server-pass', 'serveraccesshash' => 'S3cr3t-accesshash',
-            'configoptions' => $opts, 'customfields' => array('customfield' => array()),
+            'configoptions' => $opts, 'customfields' => $cf,
         );
     };
     $services = array(
-        101 => $svc(101, 50, 5, 'Monthly', '2026-01-10', 'backup1.example.com', 'ada101', $opts101),
+        101 => $svc(101, 50, 5, 'Monthly', '2026-01-10', 'backup1.example.com', 'ada101', $opts101, $cf101),
         102 => $svc(102, 50, 6, 'Annually', '2026-01-10', '', '', array()),
         103 => $svc(103, 40, 5, 'Quarterly', '2025-03-01', 'old.example.com', 'ada103'),
         104 => $svc(104, 41, 5, 'Semi-Annually', '2026-06-01', 'b104.example.com', 'ada104'),
