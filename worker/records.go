@@ -37,8 +37,15 @@ type Record struct {
 	Attempts   []events.Attempt  `json:"attempts,omitempty"`
 	Outcome    *events.Outcome   `json:"outcome,omitempty"`
 	Result     json.RawMessage   `json:"result,omitempty"` // the published provisioning.succeeded event
-	Created    time.Time         `json:"created"`
-	Updated    time.Time         `json:"updated"`
+	// EventID and EventSeq name the event (and its events-stream message)
+	// whose delivery produced the effect; Backend says which provider
+	// instance wrote it ("sandbox (in process)", "comet at https://…"), so a
+	// record written in another mode of the same data directory is explained.
+	EventID  string    `json:"event_id,omitempty"`
+	EventSeq uint64    `json:"event_seq,omitempty"`
+	Backend  string    `json:"backend,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 // RecordKey is the bucket key of an operation key: the key itself,

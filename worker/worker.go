@@ -355,8 +355,14 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	if rec.State == StateDone {
 		w.m.operations.WithLabelValues(op.Provider, string(op.Action), "already_done").Inc()
 		w.m.processed.WithLabelValues(typeLabel(env.Type), "duplicate").Inc()
-		log.Info("operation already done; re-publishing its recorded result")
-		if err := w.republish(rec); err != nil {
+		if b := backendOf(p); rec.Operation.Provider != op.Provider || (rec.Backend != "" && rec.Backend != b) {
+			log.Warn("operation was done earlier by another provider or mode: not applied again; re-publishing its recorded result (use a fresh HOOKWORKER_DATA_DIR or bucket to start over)",
+				zap.String("recorded_provider", rec.Operation.Provider), zap.String("recorded_backend", rec.Backend),
+				zap.String("backend", b), zap.Time("done_at", rec.Updated))
+		} else {
+			log.Info("operation already done; re-publishing its recorded result")
+		}
+		if err := w.republish(rec, meta.Sequence.Stream); err != nil {
 			return rec, err
 		}
 		return rec, nil
@@ -390,6 +396,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 		return rec, events.AsTransient(err, 0)
 	}
 	rec.State, rec.Outcome, rec.Result, rec.Owner, rec.LeaseUntil = StateDone, &out, result, "", time.Time{}
+	rec.EventID, rec.EventSeq, rec.Backend = env.ID, meta.Sequence.Stream, backendOf(p)
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := saveRecord(saveCtx, w.kv, rec, c.rev); err != nil {
@@ -405,7 +412,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	w.m.operations.WithLabelValues(op.Provider, string(op.Action), outcome).Inc()
 	log.Info("operation succeeded", zap.String("reference", out.Reference), zap.Bool("already_done", out.AlreadyDone),
 		zap.Int("attempt", len(rec.Attempts)))
-	if err := w.republish(rec); err != nil {
+	if err := w.republish(rec, meta.Sequence.Stream); err != nil {
 		return rec, err
 	}
 	return rec, nil
@@ -494,21 +501,48 @@ func (w *Worker) fail(ctx context.Context, rec Record, rev uint64, err error, lo
 	return rec, err
 }
 
-// republish publishes a done record's result event again. Its message id
-// is stable, so JetStream drops the copy when it falls in the duplicate
-// window.
-func (w *Worker) republish(rec Record) error {
+// RepublishedHeader is set on a result re-published from its record for a
+// later events-stream message (the same event sent again, a replay): its
+// value is that message's stream sequence. The body is the recorded result
+// unchanged, so followers stay idempotent on the envelope id.
+const RepublishedHeader = "Hookworker-Republished-For"
+
+// republish publishes a done record's result event for the events-stream
+// message seq. For the message that produced the effect, the Nats-Msg-Id is
+// the result's id, so a redelivery after a lost ack is de-duplicated by
+// JetStream. For any other message it is the result's id plus that
+// message's sequence: the copy reaches followers (the duplicate window
+// would drop it otherwise) and that message's own redeliveries are
+// de-duplicated in turn.
+func (w *Worker) republish(rec Record, seq uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var env events.Envelope
-	if err := json.Unmarshal(rec.Result, &env); err != nil {
-		return events.AsPermanent(fmt.Errorf("record %s holds an unreadable result: %w", rec.Key, err))
+	id := resultID(rec.Key, events.OutcomeSucceeded)
+	msg := &nats.Msg{Subject: events.ResultSubject(events.OutcomeSucceeded), Data: rec.Result, Header: nats.Header{}}
+	if rec.EventSeq != seq {
+		s := strconv.FormatUint(seq, 10)
+		id += ":republished:" + s
+		msg.Header.Set(RepublishedHeader, s)
 	}
-	if _, err := w.js.Publish(ctx, events.ResultSubject(events.OutcomeSucceeded), rec.Result, jetstream.WithMsgID(env.ID)); err != nil {
+	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		w.m.publishFailures.Inc()
 		return events.AsTransient(fmt.Errorf("publish result: %w", err), 0)
 	}
 	return nil
+}
+
+// backendOf says where p applies effects: its Backend() when it has one
+// ("comet at https://…"), else its name.
+func backendOf(p Provider) string {
+	if b, ok := p.(interface{ Backend() string }); ok {
+		return b.Backend()
+	}
+	return p.Name()
+}
+
+// resultID is the envelope id of an operation's result event.
+func resultID(opKey, outcome string) string {
+	return "hookworker:" + opKey + ":" + outcome
 }
 
 type resultFields struct {
@@ -528,7 +562,7 @@ func (w *Worker) resultEnvelope(outcome string, env events.Envelope, op events.O
 	if f.err != nil {
 		d.ErrorClass, d.Error = events.ClassOf(f.err), f.err.Error()
 	}
-	id = "hookworker:" + op.Key + ":" + outcome
+	id = resultID(op.Key, outcome)
 	switch outcome {
 	case events.OutcomeFailed:
 		id += ":" + strconv.Itoa(f.attempt)

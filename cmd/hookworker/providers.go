@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	neturl "net/url"
 
 	"go.uber.org/zap"
 
@@ -95,6 +96,10 @@ func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*set
 		}
 		s.providers[storegrid.Name] = p
 	}
+	fake := cfg.Catalog == "" && cfg.Sandbox == "fakes"
+	for name, p := range s.providers {
+		s.providers[name] = described{p, backendName(name, providerURL(cfg, name), fake)}
+	}
 	var err error
 	switch {
 	case cfg.Catalog != "":
@@ -102,7 +107,7 @@ func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*set
 	case cfg.Sandbox == "fakes":
 		s.catalog, err = builtinCatalog("fakes.yaml")
 	default:
-		s.providers[sandbox.Name] = sandbox.New()
+		s.providers[sandbox.Name] = described{sandbox.New(), "sandbox (in-process memory)"}
 		s.catalog, err = builtinCatalog("sandbox.yaml")
 	}
 	if err != nil {
@@ -118,4 +123,37 @@ func builtinCatalog(name string) (*catalog.Catalog, error) {
 		return nil, err
 	}
 	return catalog.Parse(b, "built-in "+name, validators)
+}
+
+// described is a provider that tells operation records where it applies
+// effects, so a record written in another mode is explained.
+type described struct {
+	worker.Provider
+	backend string
+}
+
+// Backend says where the provider applies effects.
+func (d described) Backend() string { return d.backend }
+
+func backendName(name, url string, fake bool) string {
+	if fake {
+		return name + " (sandbox fake server in process)"
+	}
+	if u, err := neturl.Parse(url); err == nil {
+		u.User, u.RawQuery = nil, "" // never a secret in a record
+		url = u.String()
+	}
+	return name + " at " + url
+}
+
+func providerURL(cfg Config, name string) string {
+	switch name {
+	case comet.Name:
+		return cfg.Comet.URL
+	case codeguard.Name:
+		return cfg.CodeGuard.URL
+	case storegrid.Name:
+		return cfg.StoreGrid.URL
+	}
+	return ""
 }
