@@ -56,6 +56,9 @@ type OrderedService struct {
 	// key half of its name), when set: the official Comet module names the
 	// account after it.
 	CustomUsername string `json:"custom_username,omitempty"`
+	// Module is set when the hookworker WHMCS module published the event
+	// (its CreateAccount): it routes the service instead of the catalog.
+	Module *ModuleSettings `json:"module,omitempty"`
 }
 
 // OrderAcceptedData is the payload of order.accepted (WHMCS AcceptOrder): one
@@ -89,7 +92,7 @@ func (s OrderedService) validate(prefix string) error {
 	if s.ProductID <= 0 {
 		return fieldErr(prefix+".product_id", "must be a positive WHMCS product id")
 	}
-	return nil
+	return s.Module.validate(prefix + ".module")
 }
 
 // InvoiceItem is one line of a paid invoice. RelID is the service
@@ -114,6 +117,9 @@ type InvoiceItem struct {
 	ConfigOptions  map[string]string `json:"config_options,omitempty"`
 	Username       string            `json:"username,omitempty"`
 	CustomUsername string            `json:"custom_username,omitempty"`
+	// Module is ModuleManaged when the service's product uses the
+	// hookworker WHMCS module, which publishes its signup itself.
+	Module string `json:"module,omitempty"`
 }
 
 // InvoicePaidData is the payload of invoice.paid (WHMCS InvoicePaid).
@@ -154,6 +160,9 @@ type RenewalPaidData struct {
 	// ParentServiceID is the service it belongs to.
 	ItemType        string `json:"item_type,omitempty"`
 	ParentServiceID int    `json:"parent_service_id,omitempty"`
+	// Module is set when the hookworker WHMCS module published the event
+	// (its Renew): it routes the renewal instead of the catalog.
+	Module *ModuleSettings `json:"module,omitempty"`
 }
 
 func (d *RenewalPaidData) validate() error {
@@ -167,7 +176,7 @@ func (d *RenewalPaidData) validate() error {
 	case d.Months <= 0 || d.Months > 120:
 		return fieldErr("data.months", "must be between 1 and 120, got %d", d.Months)
 	}
-	return nil
+	return d.Module.validate("data.module")
 }
 
 // ServiceEventData is the payload of the lifecycle events (suspended,
@@ -182,6 +191,9 @@ type ServiceEventData struct {
 	Reason        string            `json:"reason,omitempty"` // suspension reason
 	ConfigOptions map[string]string `json:"config_options,omitempty"`
 	BillingCycle  string            `json:"billing_cycle,omitempty"` // set on package changes
+	// Module is set when the hookworker WHMCS module published the event:
+	// it routes the action instead of the catalog.
+	Module *ModuleSettings `json:"module,omitempty"`
 }
 
 func (d *ServiceEventData) validate() error {
@@ -193,5 +205,5 @@ func (d *ServiceEventData) validate() error {
 	case d.ClientID <= 0:
 		return fieldErr("data.client_id", "must be a positive WHMCS client id")
 	}
-	return nil
+	return d.Module.validate("data.module")
 }

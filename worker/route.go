@@ -19,7 +19,11 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		return nil, err
 	}
 	base := events.Operation{EventID: env.ID, EventType: env.Type, Source: env.Source}
-	product := func(id, serviceID int) (catalog.Product, bool, error) {
+	product := func(id, serviceID int, module ...*events.ModuleSettings) (catalog.Product, bool, error) {
+		if len(module) > 0 && module[0] != nil {
+			p, err := cat.ModuleProduct(id, *module[0]) // module settings win (module_route.go)
+			return p, err == nil, err
+		}
 		p, ok := cat.Product(id)
 		if !ok && !cat.IgnoreUnknown {
 			return p, false, events.Permanentf("product %d (service %d) is not in the catalog: add it, or set unknown_products: ignore", id, serviceID)
@@ -38,7 +42,7 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		}
 	case *events.OrderAcceptedData:
 		for _, s := range d.Services {
-			p, ok, err := product(s.ProductID, s.ServiceID)
+			p, ok, err := product(s.ProductID, s.ServiceID, s.Module)
 			if err != nil {
 				return nil, err
 			}
@@ -58,8 +62,8 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		}
 	case *events.InvoicePaidData:
 		for _, it := range d.Items {
-			if it.Renewal || it.Type != "Hosting" || it.ProductID == 0 {
-				continue // renewals arrive as service.renewal_paid
+			if it.Renewal || it.Type != "Hosting" || it.ProductID == 0 || it.Module == events.ModuleManaged {
+				continue // renewals arrive as service.renewal_paid; module products sign up from CreateAccount
 			}
 			p, ok, err := product(it.ProductID, it.RelID)
 			if err != nil {
@@ -82,7 +86,7 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		if d.ItemType == "Addon" {
 			break // the catalog maps products; addon ids are not product ids
 		}
-		p, ok, err := product(d.ProductID, d.ServiceID)
+		p, ok, err := product(d.ProductID, d.ServiceID, d.Module)
 		if err != nil || !ok {
 			return nil, err
 		}
@@ -98,7 +102,7 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 			events.ServiceTerminated: events.Terminate, events.ServicePasswordChanged: events.ChangePassword,
 			events.ServicePackageChanged: events.ChangePackage,
 		}[env.Type]
-		p, ok, err := product(d.ProductID, d.ServiceID)
+		p, ok, err := product(d.ProductID, d.ServiceID, d.Module)
 		if err != nil || !ok {
 			return nil, err
 		}

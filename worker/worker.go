@@ -241,7 +241,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, msg, meta, env, nil, decodeErr, log)
 		return
 	}
-	ops, err := Route(env, w.cat)
+	ops, err := w.route(env)
 	if err != nil {
 		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookworker/hookworker/events"
@@ -146,37 +147,110 @@ func cmdResults(ctx context.Context, cfg Config, args []string, stdout io.Writer
 	}
 }
 
-// cmdStatus prints the queue, dead letters and provider health.
-func cmdStatus(ctx context.Context, cfg Config, stdout io.Writer) error {
+// rpcTimeout is how long status and providers check wait for the running
+// worker's answer (a providers check waits longer: it calls the providers).
+const rpcTimeout = events.RPCDefaultTimeout
+
+// askWorker sends one request to the running worker over NATS
+// request-reply and decodes the reply into out. When no worker answers it
+// says so, naming the subject and the server asked.
+func askWorker(ctx context.Context, cfg Config, subject string, req events.RPCRequest, timeout time.Duration, out any) error {
 	b, err := cfg.connect(nil, false)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	req.TimeoutMS = int(timeout / time.Millisecond)
+	body, _ := json.Marshal(req)
+	rctx, cancel := context.WithTimeout(ctx, timeout+500*time.Millisecond)
 	defer cancel()
-	st, err := worker.ReadStatus(qctx, b.js, cfg.Options.ConsumerName)
+	m, err := b.nc.RequestWithContext(rctx, subject, body)
 	if err != nil {
-		return fmt.Errorf("status: %w (has a worker run once to create the streams?)", err)
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("no hookworker worker answered %s on %s within %s: is `hookworker run` running and connected to this NATS? (%v)",
+				subject, redactURL(cfg.clientURL()), timeout, err)
+		}
+		return fmt.Errorf("ask the worker (%s): %w", subject, err)
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil {
+		return fmt.Errorf("the worker's reply to %s is not the JSON expected: %w", subject, err)
+	}
+	return nil
+}
+
+// cmdStatus prints the running worker's queue, dead letters and provider
+// health, as the worker sees them (asked over NATS request-reply).
+func cmdStatus(ctx context.Context, cfg Config, stdout io.Writer) error {
+	var st events.StatusReply
+	if err := askWorker(ctx, cfg, events.RPCStatus, events.RPCRequest{}, rpcTimeout, &st); err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if err := st.Err(); err != nil {
+		return fmt.Errorf("status: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	ready := "ready"
+	if !st.Ready {
+		ready = "NOT READY: " + st.NotReady
+	}
+	fmt.Fprintf(tw, "worker %s\t%s (snapshot of %s)\n", st.Worker, ready, st.At.Local().Format(time.RFC3339))
 	fmt.Fprintf(tw, "events stream %s\t%d stored\n", worker.EventsStream, st.StreamMessages)
-	fmt.Fprintf(tw, "consumer %s\t%d pending, %d in progress (%d redelivered)\n", cfg.Options.ConsumerName, st.Pending, st.AckPending, st.Redelivered)
+	fmt.Fprintf(tw, "consumer %s\t%d pending, %d in progress (%d redelivered)\n", st.Consumer, st.Pending, st.AckPending, st.Redelivered)
 	fmt.Fprintf(tw, "oldest unacked event\t%s\n", st.OldestPendingAge.Round(time.Second))
 	fmt.Fprintf(tw, "results stream %s\t%d stored\n", worker.ResultsStream, st.Results)
 	fmt.Fprintf(tw, "dead letters %s\t%d waiting\n", worker.DeadLetterStream, st.DeadLetters)
-	tw.Flush()
-	fmt.Fprintln(stdout)
-	return checkProviders(ctx, cfg, stdout, false)
+	names := make([]string, 0, len(st.Providers))
+	for n := range st.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(tw, "provider %s\t%s\n", n, st.Providers[n])
+	}
+	return tw.Flush()
 }
 
-// cmdProvidersCheck tests every configured provider like WHMCS's Test
-// Connection button; it fails when any provider fails.
-func cmdProvidersCheck(ctx context.Context, cfg Config, stdout io.Writer) error {
-	return checkProviders(ctx, cfg, stdout, true)
+// cmdProvidersCheck asks the running worker to test every provider it has
+// configured (or only --provider), like WHMCS's Test Connection button; it
+// fails when any provider fails. --local tests the providers this
+// command's own settings configure instead, without a worker.
+func cmdProvidersCheck(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	fs := newFlags("providers check")
+	local := fs.Bool("local", false, "check with this command's own settings instead of asking the running worker")
+	only := fs.String("provider", "", "check only this provider")
+	timeout := fs.Duration("timeout", 20*time.Second, "how long to wait for the checks")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if *local {
+		return checkProviders(ctx, cfg, stdout, *only)
+	}
+	var rep events.ProvidersCheckReply
+	if err := askWorker(ctx, cfg, events.RPCProvidersCheck, events.RPCRequest{Provider: *only}, *timeout, &rep); err != nil {
+		return fmt.Errorf("providers check: %w", err)
+	}
+	if err := rep.Err(); err != nil {
+		return fmt.Errorf("providers check: %w", err)
+	}
+	fmt.Fprintf(stdout, "checked by worker %s:\n", rep.Worker)
+	failed := 0
+	for _, c := range rep.Providers {
+		if !c.OK {
+			failed++
+			fmt.Fprintf(stdout, "provider %-10s FAILED (%s): %s\n", c.Provider, c.ErrorClass, c.Error)
+			continue
+		}
+		fmt.Fprintf(stdout, "provider %-10s ok (%dms)\n", c.Provider, c.Millis)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d providers failed the check", failed, len(rep.Providers))
+	}
+	return nil
 }
 
-func checkProviders(ctx context.Context, cfg Config, stdout io.Writer, strict bool) error {
+// checkProviders checks the providers this command's own settings
+// configure (providers check --local).
+func checkProviders(ctx context.Context, cfg Config, stdout io.Writer, only string) error {
 	log := newLogger(Config{LogLevel: "error", LogFormat: "console"}, io.Discard)
 	set, err := buildProviders(cfg, noPasswords{}, log)
 	if err != nil {
@@ -185,7 +259,12 @@ func checkProviders(ctx context.Context, cfg Config, stdout io.Writer, strict bo
 	defer set.close()
 	names := make([]string, 0, len(set.providers))
 	for n := range set.providers {
-		names = append(names, n)
+		if only == "" || n == only {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("providers check --local: provider %q is not configured by these settings", only)
 	}
 	sort.Strings(names)
 	failed := 0
@@ -201,7 +280,7 @@ func checkProviders(ctx context.Context, cfg Config, stdout io.Writer, strict bo
 		}
 		fmt.Fprintf(stdout, "provider %-10s ok (%s)\n", n, time.Since(start).Round(time.Millisecond))
 	}
-	if strict && failed > 0 {
+	if failed > 0 {
 		return fmt.Errorf("%d of %d providers failed the check", failed, len(names))
 	}
 	return nil

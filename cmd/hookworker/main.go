@@ -85,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			err = usageError{errors.New("want: hookworker providers check")}
 			break
 		}
-		err = cmdProvidersCheck(ctx, cfg, stdout)
+		err = cmdProvidersCheck(ctx, cfg, args[2:], stdout)
 	default:
 		err = usageError{fmt.Errorf("unknown command %q", args[0])}
 	}

@@ -304,6 +304,9 @@ func TestRunEmitResultsDeadLettersAndGracefulStop(t *testing.T) {
 func TestFakesSandboxSpeaksProviderWireFormats(t *testing.T) {
 	in := startRun(t, "HOOKWORKER_SANDBOX=fakes")
 	check := in.cli(0, "providers", "check")
+	if !strings.Contains(check, "checked by worker") {
+		t.Fatalf("providers check did not ask the running worker:\n%s", check)
+	}
 	for _, p := range []string{"comet", "codeguard", "storegrid"} {
 		if !strings.Contains(check, "provider "+p) || strings.Contains(check, "FAILED") {
 			t.Fatalf("providers check:\n%s", check)
@@ -322,12 +325,12 @@ func TestFakesSandboxSpeaksProviderWireFormats(t *testing.T) {
 	in.stop()
 }
 
-func TestProvidersCheckNamesTheFailingProvider(t *testing.T) {
+func TestProvidersCheckLocalNamesTheFailingProvider(t *testing.T) {
 	dead := freeAddr(t) // nothing listens here
 	env := append(os.Environ(), "HOOKWORKER_DATA_DIR="+t.TempDir(), "HOOKWORKER_CATALOG=",
 		"HOOKWORKER_COMET_URL=http://"+dead, "HOOKWORKER_COMET_USERNAME=admin", "HOOKWORKER_COMET_PASSWORD=s3cr3t-pa55",
 		"HOOKWORKER_COMET_TIMEOUT=2s")
-	cmd := exec.Command(binary(t), "providers", "check")
+	cmd := exec.Command(binary(t), "providers", "check", "--local")
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {

@@ -116,6 +116,11 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 	if err := startOps(runCtx, &wg, cfg, w, log, errc); err != nil {
 		return err
 	}
+	rpc, err := w.StartRPC(runCtx, b.nc) // status, providers check, WHMCS module requests
+	if err != nil {
+		return err
+	}
+	defer rpc.Stop()
 	if wb != nil {
 		kv := w.Records() // write-back records share the idempotency bucket, under their own keys
 		wm, err := whmcs.NewMetrics(reg)

@@ -59,6 +59,7 @@ type Catalog struct {
 	ClientAdded   []Route
 	IgnoreUnknown bool
 	products      map[int]Product
+	validators    map[string]Validator // for ModuleProduct
 }
 
 // Product returns the product with the WHMCS product id.
@@ -134,7 +135,7 @@ func Parse(b []byte, name string, validators map[string]Validator) (*Catalog, er
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", name, err)
 	}
-	c := &Catalog{products: map[int]Product{}}
+	c := &Catalog{products: map[int]Product{}, validators: validators}
 	switch f.UnknownProducts {
 	case "", "reject":
 	case "ignore":

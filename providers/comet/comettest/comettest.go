@@ -129,6 +129,7 @@ type Server struct {
 	inFlight  int
 	maxFlight int
 	start     time.Time
+	sessions  map[string]string // session key → user (sso.go)
 }
 
 type failure struct {
@@ -566,6 +567,8 @@ func (s *Server) handleLocked(op string, f url.Values) reply {
 		a.hash = s.nextHash(user)
 		return reply{status: 200, effect: true, body: map[string]any{
 			"Status": 200, "Message": "OK", "DestinationID": id, "ProfileHash": a.hash, "Profile": a.profile}}
+	case "account/session-start-as-user":
+		return s.sessionStartAsUserLocked(user) // sso.go
 	case "policies/list":
 		m := map[string]string{}
 		for id, p := range s.policies {

@@ -1,0 +1,458 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/hookworker/hookworker/events"
+)
+
+// SingleSignOner is a provider that can start a login session for one of
+// its users (Comet). The returned session key is a secret: it goes only
+// into the SSO reply, never into a log or an error.
+type SingleSignOner interface {
+	SingleSignOn(ctx context.Context, username string) (loginURL, sessionKey string, err error)
+}
+
+// rpcMaxTimeout bounds how long one request may keep the worker busy, what
+// ever the caller asks for.
+const rpcMaxTimeout = 30 * time.Second
+
+// rpcConcurrency bounds the requests handled at once; more wait their turn
+// (and their caller's timeout).
+const rpcConcurrency = 16
+
+// RPC answers the request-reply subjects of events/rpc.go for a worker:
+// status, providers check, the last result and the dead letters of a
+// service, "retry now" (replay a service's dead letters) and Comet single
+// sign-on. It follows the results stream to know each service's latest
+// result. Create it with Worker.StartRPC.
+type RPC struct {
+	w     *Worker
+	nc    *nats.Conn
+	log   *zap.Logger
+	subs  []*nats.Subscription
+	slots chan struct{}
+	wg    sync.WaitGroup
+
+	mu       sync.RWMutex
+	last     map[string]events.ServiceResult // source/service id → latest result
+	caughtUp atomic.Bool
+	cancel   context.CancelFunc
+}
+
+// StartRPC subscribes to every request subject in the events.RPCQueue
+// queue group on nc (the worker's own, authenticated connection) and
+// starts following the results stream. Call Stop (or cancel ctx) to
+// unsubscribe; Stop waits for requests being answered.
+func (w *Worker) StartRPC(ctx context.Context, nc *nats.Conn) (*RPC, error) {
+	if nc == nil {
+		return nil, errors.New("rpc: no NATS connection")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &RPC{w: w, nc: nc, log: w.log.Named("rpc"), slots: make(chan struct{}, rpcConcurrency),
+		last: map[string]events.ServiceResult{}, cancel: cancel}
+	handlers := map[string]func(context.Context, events.RPCRequest) any{
+		events.RPCStatus:         r.status,
+		events.RPCProvidersCheck: r.providersCheck,
+		events.RPCServiceResult:  r.serviceResult,
+		events.RPCServiceRetry:   r.serviceRetry,
+		events.RPCCometSSO:       r.cometSSO,
+	}
+	for subj, h := range handlers {
+		sub, err := nc.QueueSubscribe(subj, events.RPCQueue, r.serve(ctx, subj, h))
+		if err != nil {
+			r.Stop()
+			return nil, fmt.Errorf("rpc: subscribe %s: %w", subj, err)
+		}
+		r.subs = append(r.subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("rpc: subscribe: %w", err)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.followResults(ctx)
+	}()
+	r.log.Info("answering requests", zap.String("subjects", events.RPCPrefix+".>"), zap.String("queue", events.RPCQueue))
+	return r, nil
+}
+
+// Stop unsubscribes and waits for the requests being answered.
+func (r *RPC) Stop() {
+	for _, s := range r.subs {
+		_ = s.Unsubscribe()
+	}
+	r.cancel()
+	r.wg.Wait()
+}
+
+func (r *RPC) serve(ctx context.Context, subj string, h func(context.Context, events.RPCRequest) any) nats.MsgHandler {
+	return func(m *nats.Msg) {
+		if m.Reply == "" {
+			return // a publish, not a request: nothing to answer
+		}
+		select {
+		case r.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			defer func() { <-r.slots }()
+			var req events.RPCRequest
+			var reply any
+			if len(m.Data) > 0 {
+				if err := json.Unmarshal(m.Data, &req); err != nil {
+					reply = events.RPCReply{Error: "request is not the JSON expected: " + err.Error()}
+				}
+			}
+			if reply == nil {
+				timeout := events.RPCDefaultTimeout
+				if req.TimeoutMS > 0 {
+					timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+				}
+				rctx, cancel := context.WithTimeout(ctx, min(timeout, rpcMaxTimeout))
+				reply = h(rctx, req)
+				cancel()
+			}
+			b, err := json.Marshal(reply)
+			if err != nil {
+				b, _ = json.Marshal(events.RPCReply{Error: "encoding the reply: " + err.Error(), Worker: r.w.instance})
+			}
+			if err := m.Respond(b); err != nil {
+				r.log.Warn("could not answer a request", zap.String("subject", subj), zap.Error(err))
+			}
+			r.log.Debug("answered", zap.String("subject", subj), zap.Int("service_id", req.ServiceID), zap.String("provider", req.Provider))
+		}()
+	}
+}
+
+func (r *RPC) base(err error) events.RPCReply {
+	rep := events.RPCReply{Worker: r.w.instance}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	return rep
+}
+
+// status: the worker's latest queue snapshot (read now when there is none
+// yet) and provider health.
+func (r *RPC) status(ctx context.Context, _ events.RPCRequest) any {
+	st, ok := r.w.Status()
+	if !ok {
+		var err error
+		if st, err = ReadStatus(ctx, r.w.js, r.w.opts.ConsumerName); err != nil {
+			return events.StatusReply{RPCReply: r.base(fmt.Errorf("queue status: %w", err))}
+		}
+	}
+	health := r.w.providerHealth()
+	for _, n := range r.w.Providers() {
+		if _, ok := health[n]; !ok {
+			health[n] = "unchecked"
+		}
+	}
+	rep := events.StatusReply{RPCReply: r.base(nil), At: st.At, Consumer: r.w.opts.ConsumerName,
+		Pending: st.Pending, AckPending: st.AckPending, Redelivered: st.Redelivered, OldestPendingAge: st.OldestPendingAge,
+		StreamMessages: st.StreamMessages, Results: st.Results, DeadLetters: st.DeadLetters, Providers: health, Ready: true}
+	if err := r.w.Ready(); err != nil {
+		rep.Ready, rep.NotReady = false, err.Error()
+	}
+	return rep
+}
+
+// providersCheck runs Check now on the named provider, or on every
+// configured provider, concurrently.
+func (r *RPC) providersCheck(ctx context.Context, req events.RPCRequest) any {
+	names := r.w.Providers()
+	if req.Provider != "" {
+		if r.w.providers[req.Provider] == nil {
+			return events.ProvidersCheckReply{RPCReply: r.base(fmt.Errorf("provider %q is not configured at this worker (configured: %v)", req.Provider, names))}
+		}
+		names = []string{req.Provider}
+	}
+	out := make([]events.ProviderCheck, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := r.w.providers[n].Check(ctx)
+			c := events.ProviderCheck{Provider: n, OK: err == nil, Millis: time.Since(start).Milliseconds()}
+			if err != nil {
+				c.ErrorClass, c.Error = events.ClassOf(err), err.Error()
+				r.w.provUp.Store(n, err.Error())
+			} else {
+				r.w.provUp.Store(n, "up")
+			}
+			out[i] = c
+		}()
+	}
+	wg.Wait()
+	return events.ProvidersCheckReply{RPCReply: r.base(nil), Providers: out}
+}
+
+func serviceIndexKey(source string, serviceID int) string {
+	return fmt.Sprintf("%s/%d", source, serviceID)
+}
+
+// followResults reads the results stream from its start and keeps each
+// service's latest result, until ctx ends.
+func (r *RPC) followResults(ctx context.Context) {
+	pause := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		err := r.readResults(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("following the results stream failed; retrying", zap.Error(err), zap.Duration("pause", pause))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return
+		}
+		pause = min(2*pause, 10*time.Second)
+	}
+}
+
+func (r *RPC) readResults(ctx context.Context) error {
+	cons, err := r.w.js.OrderedConsumer(ctx, ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("results consumer: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err == nil && info.NumPending == 0 {
+		r.caughtUp.Store(true)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("results consumer: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return ctx.Err()
+			}
+			return err
+		}
+		r.index(m.Data())
+		if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+			r.caughtUp.Store(true)
+		}
+	}
+}
+
+// index records one result event as its service's latest.
+func (r *RPC) index(b []byte) {
+	var env struct {
+		ID         string            `json:"id"`
+		Type       events.Type       `json:"type"`
+		Source     string            `json:"source"`
+		OccurredAt time.Time         `json:"occurred_at"`
+		Data       events.ResultData `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil || env.Data.ServiceID <= 0 {
+		return
+	}
+	d := env.Data
+	res := events.ServiceResult{EventID: env.ID, Type: env.Type, At: env.OccurredAt, SourceEventID: d.SourceEventID,
+		Action: d.Action, Provider: d.Provider, Reference: d.Reference, AlreadyDone: d.AlreadyDone, Attempt: d.Attempt,
+		WillRetry: d.WillRetry, ErrorClass: d.ErrorClass, Error: d.Error}
+	key := serviceIndexKey(env.Source, d.ServiceID)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, ok := r.last[key]; ok && res.Reference == "" && prev.Reference != "" && prev.Provider == res.Provider {
+		res.Reference = prev.Reference // a failure names no account: keep the one already known
+	}
+	r.last[key] = res
+}
+
+// serviceResult: the latest result for the service and its dead letters.
+func (r *RPC) serviceResult(ctx context.Context, req events.RPCRequest) any {
+	if err := req.ServiceRequired(); err != nil {
+		return events.ServiceResultReply{RPCReply: r.base(err)}
+	}
+	rep := events.ServiceResultReply{RPCReply: r.base(nil), Partial: !r.caughtUp.Load()}
+	r.mu.RLock()
+	last, ok := r.last[serviceIndexKey(req.Source, req.ServiceID)]
+	r.mu.RUnlock()
+	if ok {
+		rep.Found, rep.Last = true, &last
+	}
+	entries, err := r.deadLettersOf(ctx, req.Source, req.ServiceID)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	for _, e := range entries {
+		rep.DeadLetters = append(rep.DeadLetters, events.DeadLetterRef{Seq: e.Seq, EventID: e.EventID, EventType: e.EventType,
+			ErrorClass: e.ErrorClass, Reason: e.Reason, Attempts: len(e.Attempts), At: e.DeadLetteredAt})
+	}
+	return rep
+}
+
+// serviceRetry replays every dead letter of the service, oldest first.
+func (r *RPC) serviceRetry(ctx context.Context, req events.RPCRequest) any {
+	if err := req.ServiceRequired(); err != nil {
+		return events.ServiceRetryReply{RPCReply: r.base(err)}
+	}
+	entries, err := r.deadLettersOf(ctx, req.Source, req.ServiceID)
+	rep := events.ServiceRetryReply{RPCReply: r.base(err), Replayed: []events.Replayed{}}
+	if err != nil {
+		return rep
+	}
+	d, err := OpenDeadLetters(ctx, r.w.js)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	for _, e := range entries {
+		seq, err := d.Replay(ctx, e.Seq)
+		if err != nil {
+			rep.Error = err.Error()
+			return rep
+		}
+		rep.Replayed = append(rep.Replayed, events.Replayed{Seq: e.Seq, EventSeq: seq})
+		r.log.Info("dead letter replayed on request", zap.Uint64("dead_letter", e.Seq), zap.Uint64("event_seq", seq),
+			zap.String("event_id", e.EventID), zap.Int("service_id", req.ServiceID))
+	}
+	return rep
+}
+
+// deadLettersOf lists the dead letters whose event concerns the service.
+func (r *RPC) deadLettersOf(ctx context.Context, source string, serviceID int) ([]Entry, error) {
+	d, err := OpenDeadLetters(ctx, r.w.js)
+	if err != nil {
+		return nil, err
+	}
+	all, err := d.List(ctx, Filter{Source: source})
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range all {
+		if concernsService(e.Event, serviceID) {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// concernsService reports whether an inbound event names the service: as
+// data.service_id, one of data.services[].service_id, or the rel_id of a
+// Hosting item of an invoice.
+func concernsService(event json.RawMessage, serviceID int) bool {
+	if len(event) == 0 {
+		return false
+	}
+	var e struct {
+		Data struct {
+			ServiceID int `json:"service_id"`
+			Services  []struct {
+				ServiceID int `json:"service_id"`
+			} `json:"services"`
+			Items []struct {
+				Type  string `json:"type"`
+				RelID int    `json:"rel_id"`
+			} `json:"items"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(event, &e) != nil {
+		return false
+	}
+	if e.Data.ServiceID == serviceID {
+		return true
+	}
+	for _, s := range e.Data.Services {
+		if s.ServiceID == serviceID {
+			return true
+		}
+	}
+	for _, it := range e.Data.Items {
+		if it.Type == "Hosting" && it.RelID == serviceID {
+			return true
+		}
+	}
+	return false
+}
+
+// cometSSO starts a Comet session for the service's Comet user: the account
+// the service's signup record names (the name hookworker chose or adopted),
+// or, for a service provisioned before hookworker kept records, the
+// username WHMCS holds for it.
+func (r *RPC) cometSSO(ctx context.Context, req events.RPCRequest) any {
+	const provider = "comet"
+	if err := req.ServiceRequired(); err != nil {
+		return events.SSOReply{RPCReply: r.base(err)}
+	}
+	p, ok := r.w.providers[provider].(SingleSignOner)
+	if !ok {
+		return events.SSOReply{RPCReply: r.base(errors.New("the Comet provider is not configured at this worker (set HOOKWORKER_COMET_URL)"))}
+	}
+	user, err := r.serviceAccount(ctx, req.Source, req.ServiceID, provider)
+	if err != nil {
+		return events.SSOReply{RPCReply: r.base(err)}
+	}
+	if user == "" {
+		user = req.Username
+	}
+	if user == "" {
+		return events.SSOReply{RPCReply: r.base(fmt.Errorf("service %d has no Comet account yet (no successful signup recorded and no username in WHMCS)", req.ServiceID))}
+	}
+	loginURL, key, err := p.SingleSignOn(ctx, user)
+	if err != nil {
+		return events.SSOReply{RPCReply: r.base(err)}
+	}
+	r.log.Info("Comet single sign-on session started", zap.Int("service_id", req.ServiceID), zap.String("source", req.Source))
+	return events.SSOReply{RPCReply: r.base(nil), URL: loginURL, Username: user, SessionKey: key}
+}
+
+// serviceAccount returns the provider account the service's done signup
+// record names, "" when there is none. A signup recorded at another
+// provider is an error: the service is not that provider's.
+func (r *RPC) serviceAccount(ctx context.Context, source string, serviceID int, provider string) (string, error) {
+	kv := r.w.Records()
+	if kv == nil {
+		return "", errors.New("the records bucket is not open yet")
+	}
+	for _, a := range []events.Action{events.SignupCustomer, events.SignupReseller} {
+		entry, err := kv.Get(ctx, RecordKey(events.ServiceKey(source, serviceID, a)))
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("signup record of service %d: %w", serviceID, err)
+		}
+		var rec Record
+		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
+			return "", fmt.Errorf("signup record of service %d is unreadable: %w", serviceID, err)
+		}
+		if rec.State != StateDone || rec.Outcome == nil {
+			continue
+		}
+		if rec.Operation.Provider != provider {
+			return "", fmt.Errorf("service %d was provisioned at %s, not %s", serviceID, rec.Operation.Provider, provider)
+		}
+		return rec.Outcome.Reference, nil
+	}
+	return "", nil
+}

@@ -1,0 +1,263 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers"
+	"github.com/hookworker/hookworker/providers/comet"
+	"github.com/hookworker/hookworker/providers/comet/comettest"
+	"github.com/hookworker/hookworker/providers/sandbox"
+	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/catalog"
+	"github.com/hookworker/hookworker/worker/workertest"
+)
+
+const rpcCatalog = `
+products:
+  - id: 1
+    name: Comet from the catalog
+    provider: comet
+  - id: 2
+    name: Always fails
+    provider: sandbox
+    settings: {fail: permanent}
+`
+
+// rpcEnv is a running worker with the Comet fake and the sandbox, answering
+// requests on its own connection, and a client connection to ask it.
+type rpcEnv struct {
+	nc      *nats.Conn
+	cometd  *comettest.Server
+	results *workertest.Results
+}
+
+func newRPCEnv(t *testing.T) *rpcEnv {
+	t.Helper()
+	ns := workertest.Server(t)
+	cs := comettest.NewServer()
+	t.Cleanup(cs.Close)
+	pw, err := providers.NewDerivedPasswords("a test secret of at least 16 bytes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := comet.New(comet.Config{Settings: providers.Settings{URL: cs.URL, Timeout: 5 * time.Second}, Username: cs.Username, Password: cs.Password}, pw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validators := map[string]catalog.Validator{sandbox.Name: nil, comet.Name: comet.ValidateSettings, "codeguard": nil}
+	cat, err := catalog.Parse([]byte(rpcCatalog), "test", validators)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wnc, wjs := workertest.Connect(t, ns.ClientURL())
+	w, err := worker.New(wjs, cat, map[string]worker.Provider{sandbox.Name: sandbox.New(), comet.Name: cp}, workertest.Options(), zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Setup(workertest.Context(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	rpc, err := w.StartRPC(workertest.Context(t, time.Hour), wnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rpc.Stop)
+	workertest.Run(t, w)
+	nc, js := workertest.Connect(t, ns.ClientURL())
+	return &rpcEnv{nc: nc, cometd: cs, results: workertest.CollectResults(t, js)}
+}
+
+// ask sends a request and decodes the reply into out.
+func (e *rpcEnv) ask(t *testing.T, subject string, req events.RPCRequest, out any) {
+	t.Helper()
+	b, _ := json.Marshal(req)
+	m, err := e.nc.Request(subject, b, 5*time.Second)
+	if err != nil {
+		t.Fatalf("request %s: %v", subject, err)
+	}
+	if err := json.Unmarshal(m.Data, out); err != nil {
+		t.Fatalf("reply to %s is not JSON: %v: %s", subject, err, m.Data)
+	}
+}
+
+func (e *rpcEnv) publish(t *testing.T, env events.Envelope) {
+	t.Helper()
+	b, _ := json.Marshal(env)
+	m, err := e.nc.Request(events.InboundSubject(env.Source, env.Type), b, 5*time.Second)
+	if err != nil {
+		t.Fatalf("publish %s: %v", env.ID, err)
+	}
+	if strings.Contains(string(m.Data), "error") {
+		t.Fatalf("publish %s: %s", env.ID, m.Data)
+	}
+}
+
+func TestRPCStatusAndProvidersCheck(t *testing.T) {
+	e := newRPCEnv(t)
+	var st events.StatusReply
+	workertest.Eventually(t, 10*time.Second, "a ready status", func() bool {
+		e.ask(t, events.RPCStatus, events.RPCRequest{}, &st)
+		return st.Error == "" && st.Ready
+	})
+	if st.Worker == "" || st.Consumer == "" {
+		t.Errorf("status names no worker or consumer: %+v", st)
+	}
+	for _, p := range []string{comet.Name, sandbox.Name} {
+		if _, ok := st.Providers[p]; !ok {
+			t.Errorf("status lists no health for %s: %v", p, st.Providers)
+		}
+	}
+
+	tests := []struct {
+		name     string
+		provider string
+		fail     bool
+		wantOK   map[string]bool
+		wantErr  string
+	}{
+		{name: "one provider", provider: comet.Name, wantOK: map[string]bool{comet.Name: true}},
+		{name: "every provider", wantOK: map[string]bool{comet.Name: true, sandbox.Name: true}},
+		{name: "provider down", provider: comet.Name, fail: true, wantOK: map[string]bool{comet.Name: false}},
+		{name: "not configured", provider: "codeguard", wantErr: `provider "codeguard" is not configured`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fail {
+				e.cometd.FailNext(1, 503)
+			}
+			var rep events.ProvidersCheckReply
+			e.ask(t, events.RPCProvidersCheck, events.RPCRequest{Provider: tc.provider}, &rep)
+			if tc.wantErr != "" {
+				if !strings.Contains(rep.Error, tc.wantErr) {
+					t.Fatalf("error = %q, want %q", rep.Error, tc.wantErr)
+				}
+				return
+			}
+			if rep.Error != "" || len(rep.Providers) != len(tc.wantOK) {
+				t.Fatalf("reply = %+v, want checks of %v", rep, tc.wantOK)
+			}
+			for _, c := range rep.Providers {
+				if want, ok := tc.wantOK[c.Provider]; !ok || c.OK != want {
+					t.Errorf("check %+v, want ok=%v", c, want)
+				}
+				if !c.OK && (c.Error == "" || c.ErrorClass != events.Transient) {
+					t.Errorf("failed check without a transient error: %+v", c)
+				}
+			}
+		})
+	}
+}
+
+func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
+	e := newRPCEnv(t)
+	client := events.Client{ID: 7, Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}
+	mk := func(id string, s events.OrderedService) events.Envelope {
+		t.Helper()
+		env, err := events.NewEnvelope(id, events.OrderAccepted, "main", time.Now(),
+			events.OrderAcceptedData{OrderID: s.ServiceID, Client: client, Services: []events.OrderedService{s}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	// Service 41: product 9 is in no catalog; its module settings route it to Comet.
+	e.publish(t, mk("whmcs:main:ModuleCreate:41", events.OrderedService{ServiceID: 41, ProductID: 9, BillingCycle: "Monthly",
+		Module: &events.ModuleSettings{Provider: comet.Name, Signup: events.SignupCustomer}}))
+	// Service 42: the catalog's failing product: dead-lettered.
+	e.publish(t, mk("whmcs:main:AcceptOrder:42", events.OrderedService{ServiceID: 42, ProductID: 2}))
+	// Service 43: module settings naming a provider this worker lacks.
+	e.publish(t, mk("whmcs:main:ModuleCreate:43", events.OrderedService{ServiceID: 43, ProductID: 9,
+		Module: &events.ModuleSettings{Provider: "codeguard"}}))
+	ok := e.results.WaitFor(t, events.ProvisioningSucceeded, 1, 15*time.Second)
+	if ok[0].Data.ServiceID != 41 || ok[0].Data.Provider != comet.Name || ok[0].Data.Reference == "" {
+		t.Fatalf("module-routed signup result = %+v", ok[0].Data)
+	}
+	user := ok[0].Data.Reference
+	if _, found := e.cometd.User(user); !found {
+		t.Fatalf("Comet fake has no user %q", user)
+	}
+	e.results.WaitFor(t, events.ProvisioningDeadLettered, 2, 15*time.Second)
+
+	t.Run("last result", func(t *testing.T) {
+		var rep events.ServiceResultReply
+		workertest.Eventually(t, 10*time.Second, "service 41's result in the index", func() bool {
+			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 41}, &rep)
+			return rep.Found
+		})
+		if rep.Error != "" || rep.Last.Type != events.ProvisioningSucceeded || rep.Last.Reference != user ||
+			rep.Last.Action != events.SignupCustomer || rep.Last.Attempt < 1 || len(rep.DeadLetters) != 0 {
+			t.Fatalf("service 41: %+v last=%+v", rep, rep.Last)
+		}
+		var dl events.ServiceResultReply
+		workertest.Eventually(t, 10*time.Second, "service 42's dead letter", func() bool {
+			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 42}, &dl)
+			return dl.Found && len(dl.DeadLetters) == 1
+		})
+		if dl.Last.Type != events.ProvisioningDeadLettered || dl.Last.Error == "" || dl.DeadLetters[0].Reason == "" {
+			t.Fatalf("service 42: %+v last=%+v", dl, dl.Last)
+		}
+		var unk events.ServiceResultReply
+		e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 43}, &unk)
+		if len(unk.DeadLetters) != 1 || !strings.Contains(unk.DeadLetters[0].Reason, `provider "codeguard", which this worker has not configured`) {
+			t.Fatalf("service 43 (unconfigured provider): %+v", unk)
+		}
+		var none events.ServiceResultReply
+		e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "other", ServiceID: 41}, &none)
+		if none.Found || none.Error != "" {
+			t.Fatalf("another instance's service 41: %+v", none)
+		}
+		var bad events.ServiceResultReply
+		e.ask(t, events.RPCServiceResult, events.RPCRequest{ServiceID: 41}, &bad)
+		if !strings.Contains(bad.Error, `"source"`) {
+			t.Fatalf("request without source: %+v", bad)
+		}
+	})
+
+	t.Run("retry now", func(t *testing.T) {
+		var rep events.ServiceRetryReply
+		e.ask(t, events.RPCServiceRetry, events.RPCRequest{Source: "main", ServiceID: 42}, &rep)
+		if rep.Error != "" || len(rep.Replayed) != 1 || rep.Replayed[0].EventSeq == 0 {
+			t.Fatalf("retry service 42: %+v", rep)
+		}
+		// The replayed event fails again (the product always fails) and is dead-lettered anew.
+		e.results.WaitFor(t, events.ProvisioningDeadLettered, 3, 15*time.Second)
+		var again events.ServiceResultReply
+		workertest.Eventually(t, 10*time.Second, "the new dead letter", func() bool {
+			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 42}, &again)
+			return len(again.DeadLetters) == 1 && again.DeadLetters[0].Seq != rep.Replayed[0].Seq
+		})
+		var nothing events.ServiceRetryReply
+		e.ask(t, events.RPCServiceRetry, events.RPCRequest{Source: "main", ServiceID: 41}, &nothing)
+		if nothing.Error != "" || len(nothing.Replayed) != 0 {
+			t.Fatalf("retry a service without dead letters: %+v", nothing)
+		}
+	})
+
+	t.Run("comet sso", func(t *testing.T) {
+		var rep events.SSOReply
+		e.ask(t, events.RPCCometSSO, events.RPCRequest{Source: "main", ServiceID: 41, Username: "someone-else"}, &rep)
+		if rep.Error != "" || rep.URL != e.cometd.URL+"/" || rep.Username != user || rep.SessionKey == "" {
+			t.Fatalf("sso reply = %+v", rep)
+		}
+		if got, ok := e.cometd.SessionUser(rep.SessionKey); !ok || got != user {
+			t.Fatalf("the session key logs in as %q (%v), want the service's user %q", got, ok, user)
+		}
+		var other events.SSOReply
+		e.ask(t, events.RPCCometSSO, events.RPCRequest{Source: "main", ServiceID: 42}, &other)
+		if other.SessionKey != "" || !strings.Contains(other.Error, "no Comet account") {
+			t.Fatalf("sso for a service at another provider = %+v", other)
+		}
+		var missing events.SSOReply
+		e.ask(t, events.RPCCometSSO, events.RPCRequest{Source: "main", ServiceID: 99, Username: "nosuchuser"}, &missing)
+		if missing.SessionKey != "" || !strings.Contains(missing.Error, "User not found") {
+			t.Fatalf("sso for an unknown user = %+v", missing)
+		}
+	})
+}
