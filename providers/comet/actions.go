@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -65,33 +65,66 @@ func accountName(op events.Operation) string {
 // quotas, the configurable options. Every error is permanent.
 func checkOp(op events.Operation) (string, error) {
 	name := accountName(op)
-	if utf8.RuneCountInString(name) < minUsernameLen {
-		return name, events.Permanentf("comet %s %q: the username is shorter than %d characters, the least Comet accepts", op.Action, name, minUsernameLen)
+	field := "the plan's"
+	if op.Plan[PlanUsername] == "" {
+		field = "WHMCS's service username"
+		if op.Username == "" {
+			field = "derived from the signup key"
+		}
 	}
-	if strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) >= 0 {
-		return name, events.Permanentf("comet %s %q: the username holds spaces or control characters", op.Action, name)
+	if err := checkName(op.Action, name, field); err != nil {
+		return name, err
 	}
+	return name, checkSettings(op, name)
+}
+
+// checkSettings checks op's catalog settings and, for actions that set
+// quotas, its configurable options.
+func checkSettings(op events.Operation, name string) error {
 	if err := ValidateSettings(op.Action, op.Settings); err != nil {
-		return name, events.AsPermanent(fmt.Errorf("comet %s %q: %w", op.Action, name, err))
+		return events.AsPermanent(fmt.Errorf("comet %s %q: %w", op.Action, name, err))
 	}
 	if op.Action == events.SignupCustomer || op.Action == events.ChangePackage {
 		if _, err := wantedFor(op); err != nil {
-			return name, fmt.Errorf("comet %s %q: %w", op.Action, name, err)
+			return fmt.Errorf("comet %s %q: %w", op.Action, name, err)
 		}
 	}
-	return name, nil
+	return nil
 }
 
 func details(name string) map[string]string { return map[string]string{"username": name} }
 
 // Prepare chooses the Comet username before the first attempt and returns
-// it as the plan {"username": name}; it calls nothing on the server. The
-// name is WHMCS's service username when the event has one, else
-// "hw" + 10 characters derived from the service's signup key, so the same
-// service always gets the same name. It fails (permanently) when the name is
-// shorter than 6 characters, or the settings or configurable options are
-// invalid: nothing is attempted at Comet for such an operation.
-func (p *Provider) Prepare(_ context.Context, op events.Operation) (map[string]string, error) {
+// the plan {"username": name} (and, for a signup, "username_probe"):
+//
+//   - signup_customer: the first of the official module's candidates (custom
+//     field "Username", else the client's e-mail; then "<name>_NNNN") that
+//     is free at Comet or carries this service's marker. It calls
+//     get-user-profile once per candidate tried.
+//   - other actions: WHMCS's service username when the event has one (the
+//     write-back stores the signup's choice there); else the user carrying
+//     this service's marker (list-users-full); else the name older
+//     hookworker versions derived from the signup key.
+//
+// It fails permanently when the name is shorter than 6 characters, holds
+// spaces, or the settings or configurable options are invalid: nothing is
+// attempted at Comet for such an operation.
+func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string]string, error) {
+	if op.Action == events.SignupCustomer {
+		if err := checkSettings(op, baseUsername(op)); err != nil {
+			return nil, err
+		}
+		return p.chooseUsername(ctx, op)
+	}
+	if op.Username == "" && op.Plan[PlanUsername] == "" && slices.Contains(supported, op.Action) {
+		name, err := p.findByMarker(ctx, op)
+		if err != nil {
+			return nil, fmt.Errorf("comet %s: finding the service's user: %w", op.Action, err)
+		}
+		if name != "" {
+			op.Plan = map[string]string{PlanUsername: name}
+		}
+	}
 	name, err := checkOp(op)
 	if err != nil {
 		return nil, err
@@ -127,7 +160,7 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 	switch op.Action {
 	case events.SignupCustomer, events.ChangePackage:
 		w, _ := wantedFor(op) // checked by checkOp
-		found, err = p.configured(ctx, log, name, w, op.Action == events.SignupCustomer)
+		found, err = p.configured(ctx, log, op, name, w, op.Action == events.SignupCustomer)
 	case events.Terminate:
 		var exists bool
 		exists, err = p.userExists(ctx, name)
@@ -139,6 +172,8 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 		case errors.Is(err, ErrUserNotFound):
 			return events.Outcome{}, false, nil
 		case err != nil:
+		case markerOf(prof) != "" && markerOf(prof) != ServiceMarker(op):
+			return events.Outcome{}, false, notOurs(op.Action, name, markerOf(prof))
 		case op.Action == events.Suspend:
 			found = prof.suspended()
 		default:
@@ -153,15 +188,17 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 	return done, true, nil
 }
 
-// configured reports whether user exists and has the configuration w asks
-// for (with the Storage Vault when withVault).
-func (p *Provider) configured(ctx context.Context, log *zap.Logger, user string, w wanted, withVault bool) (bool, error) {
+// configured reports whether user exists, carries op's service marker and
+// has the configuration w asks for (with the Storage Vault when withVault).
+func (p *Provider) configured(ctx context.Context, log *zap.Logger, op events.Operation, user string, w wanted, withVault bool) (bool, error) {
 	prof, _, err := p.readProfile(ctx, user)
 	switch {
 	case errors.Is(err, ErrUserNotFound):
 		return false, nil
 	case err != nil:
 		return false, err
+	case markerOf(prof) != ServiceMarker(op):
+		return false, nil // Apply decides whether it may be adopted
 	case withVault && w.vaultTemplate != "" && len(prof.destinations()) == 0:
 		return false, nil
 	case !w.satisfiedBy(prof):
@@ -200,6 +237,11 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 		return events.Outcome{}, err
 	}
 	log := p.log.With(zap.String("action", string(op.Action)), zap.String("username", name))
+	if op.Action != events.SignupCustomer {
+		if err := p.guard(ctx, op, name); err != nil {
+			return events.Outcome{}, err
+		}
+	}
 	var out events.Outcome
 	switch op.Action {
 	case events.SignupCustomer:
@@ -231,15 +273,58 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 	return out, nil
 }
 
+// guard refuses to act on a user another service's marker claims. A user
+// without a marker (created by the vendor module, or by older hookworker
+// versions) is acted on, as before; a missing user is left to the action.
+func (p *Provider) guard(ctx context.Context, op events.Operation, name string) error {
+	prof, _, err := p.readProfile(ctx, name)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	if owner := markerOf(prof); owner != "" && owner != ServiceMarker(op) {
+		return notOurs(op.Action, name, owner)
+	}
+	return nil
+}
+
+// adoptable decides whether an existing user under the planned name is
+// this signup's: it carries this service's marker; or it has no marker and
+// the name was free when Prepare chose it (so it appeared during this
+// operation: an earlier attempt created it and its reply, or the marker
+// write, was lost); or the plan predates markers. A user marked for
+// another service never is.
+func adoptable(op events.Operation, name string, prof map[string]any) error {
+	owner := markerOf(prof)
+	switch {
+	case owner == ServiceMarker(op):
+		return nil
+	case owner != "":
+		return notOurs(op.Action, name, owner)
+	}
+	return nil // unmarked: Prepare saw the name free (ProbeFree) or found it ours (ProbeOurs), or a plan from before markers
+}
+
 func (p *Provider) signup(ctx context.Context, log *zap.Logger, op events.Operation, name string) (events.Outcome, error) {
 	w, _ := wantedFor(op) // checked by checkOp
-	existed, err := p.userExists(ctx, name)
+	mine := ServiceMarker(op)
+	prof, existed, err := p.probeUser(ctx, name)
 	if err != nil {
 		return events.Outcome{}, err
 	}
 	changed := false
 	if existed {
-		log.Info("comet user already exists under the planned name; adopting it")
+		if err := adoptable(op, name, prof); err != nil {
+			return events.Outcome{}, err
+		}
+		if markerOf(prof) == mine {
+			log.Info("comet user with this service's marker exists; adopting it")
+		} else {
+			log.Warn("comet user exists without a marker under a name that was free when this signup chose it; taking it as the one an earlier attempt created",
+				zap.String("probe", op.Plan[PlanProbe]))
+		}
 	} else {
 		created, err := p.addUser(ctx, log, op, name, w.requirePasswordChange)
 		if err != nil {
@@ -261,16 +346,40 @@ func (p *Provider) signup(ctx context.Context, log *zap.Logger, op events.Operat
 		}
 		changed = changed || wrote
 	}
-	wrote, err := p.updateProfile(ctx, log, name, "apply restrictions", w.applyTo)
+	var noVault, restricted bool
+	_, err = p.updateProfile(ctx, log, name, "apply restrictions", func(prof profile) {
+		restricted = !w.satisfiedBy(prof)
+		prof["AccountName"] = withMarker(op, prof, mine)
+		w.applyTo(prof)
+		noVault = w.vaultQuota > 0 && len(prof.destinations()) == 0
+	})
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	changed = changed || wrote
+	p.reserved.release(name, op.Key)
+	// Writing the marker onto the user an earlier attempt created is not a
+	// new effect; creating, configuring or restricting is.
+	changed = changed || restricted
+	if noVault {
+		return events.Outcome{}, vaultQuotaUnapplied(op, name)
+	}
 	return events.Outcome{AlreadyDone: existed && !changed}, nil
 }
 
+// vaultQuotaUnapplied is the permanent error for a paid Storage Vault quota
+// on a user without a Storage Vault: the quota is never dropped silently.
+func vaultQuotaUnapplied(op events.Operation, name string) error {
+	key := optVaultQuotaGB
+	if _, ok := op.ConfigOpts[optVaultQuotaTB]; ok && strings.TrimSpace(op.ConfigOpts[optVaultQuotaTB]) != "" {
+		key = optVaultQuotaTB
+	}
+	return events.Permanentf("comet %s %q: config option %q cannot be applied: the user has no Storage Vault (set the product's %s to request one)",
+		op.Action, name, key, SettingStorageVaultTemplate)
+}
+
 // addUser creates user; it reports false when the user turned out to exist
-// already (created by an earlier attempt whose reply was lost).
+// already and is adoptable (created by an earlier attempt whose reply was
+// lost).
 func (p *Provider) addUser(ctx context.Context, log *zap.Logger, op events.Operation, user string, requireChange bool) (bool, error) {
 	pw, err := p.servicePassword(ctx, op, "add-user", user)
 	if err != nil {
@@ -287,9 +396,12 @@ func (p *Provider) addUser(ctx context.Context, log *zap.Logger, op events.Opera
 	err = p.call(ctx, "add-user", user, form, nil)
 	if err != nil {
 		if events.ClassOf(err) == events.Permanent {
-			// "already exists"? Then it is ours: its name is this service's.
-			if exists, perr := p.userExists(ctx, user); perr == nil && exists {
-				log.Info("comet add-user refused but the user exists; adopting it", zap.Error(err))
+			// "already exists"? Adopt it only if it is this service's.
+			if prof, exists, perr := p.probeUser(ctx, user); perr == nil && exists {
+				if aerr := adoptable(op, user, prof); aerr != nil {
+					return false, aerr
+				}
+				log.Info("comet add-user refused but the user exists and may be adopted", zap.Error(err))
 				return false, nil
 			}
 		}
@@ -363,9 +475,16 @@ func (p *Provider) changePackage(ctx context.Context, log *zap.Logger, op events
 		}
 		changed = wrote
 	}
-	wrote, err := p.updateProfile(ctx, log, user, "apply restrictions", w.applyTo)
+	var noVault bool
+	wrote, err := p.updateProfile(ctx, log, user, "apply restrictions", func(prof profile) {
+		w.applyTo(prof)
+		noVault = w.vaultQuota > 0 && len(prof.destinations()) == 0
+	})
 	if err != nil {
 		return events.Outcome{}, err
+	}
+	if noVault {
+		return events.Outcome{}, vaultQuotaUnapplied(op, user)
 	}
 	return events.Outcome{AlreadyDone: !changed && !wrote}, nil
 }

@@ -3,11 +3,16 @@
 // the same form). It is the worker's counterpart of the official Comet WHMCS
 // module, made safe to retry:
 //
-//   - The Comet username is chosen before the first attempt (Prepare) and is
-//     derived from the service's signup key, so every attempt, redelivery and
-//     later lifecycle event names the same user. A user found under that name
-//     is this service's user: a retried signup adopts it and never creates a
-//     second one.
+//   - The Comet username is chosen before the first attempt (Prepare), as
+//     the official module chooses it (the product custom field "Username",
+//     else the client's e-mail address; "<name>_NNNN" when taken), and the
+//     plan records it, so every attempt and redelivery names the same user;
+//     the chosen name is the outcome's Reference, which the WHMCS write-back
+//     stores as the service username. A user is adopted only when it is
+//     provably this service's: it carries this service's marker in its
+//     AccountName (written right after add-user), or it appeared under a
+//     name that was free when this signup chose it. No action ever touches
+//     a user marked for another service (see names.go).
 //   - Every step looks before it writes: add-user only when get-user-profile
 //     finds no user, request-storage-vault only when the profile has no
 //     Storage Vault, policies/set and set-user-profile-hash only when
@@ -129,6 +134,7 @@ type Provider struct {
 	limit     *providers.Limiter
 	passwords PasswordSource
 	log       *zap.Logger
+	reserved  reservations // usernames chosen by signups not yet created
 }
 
 // Defaults New applies to zero Settings fields (the envconfig defaults), so

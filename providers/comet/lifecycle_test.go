@@ -137,12 +137,15 @@ func TestLookup(t *testing.T) {
 
 	// A user that exists without its vault and quotas is not "found": Apply
 	// still has work to do.
-	name := e.prepared(t, op(events.SignupCustomer, 1, settings, opts)).Plan[comet.PlanUsername]
+	// (It is the user an earlier attempt of this signup created: the plan
+	// was made while the name was free.)
+	signupOp := e.prepared(t, op(events.SignupCustomer, 1, settings, opts))
+	name := signupOp.Plan[comet.PlanUsername]
 	if err := e.srv.AddUser(name, "some-password"); err != nil {
 		t.Fatal(err)
 	}
 	check("half configured", want{events.SignupCustomer: false, events.ChangePackage: false, events.Unsuspend: true, events.Renew: true})
-	e.apply(t, e.prepared(t, op(events.SignupCustomer, 1, settings, opts)))
+	e.apply(t, signupOp)
 	check("after signup", want{events.SignupCustomer: true, events.ChangePackage: true, events.Suspend: false,
 		events.Unsuspend: true, events.Terminate: false, events.Renew: true, events.ChangePassword: false})
 	if lookup(events.ChangePackage, settings, map[string]string{"number_of_devices": "3"}) {
@@ -188,10 +191,16 @@ func TestMissingUserReplies(t *testing.T) {
 				return false
 			})
 			e := newEnvAt(t, srv, url)
-			_, err := e.p.Apply(testCtx(t), e.prepared(t, op(events.SignupCustomer, 1, nil, nil)))
+			o := op(events.SignupCustomer, 1, nil, nil)
+			plan, err := e.p.Prepare(testCtx(t), o)
+			if err == nil {
+				o.Plan = plan
+				_, err = e.p.Apply(testCtx(t), o)
+			}
 			if tc.wantSignup {
-				if err != nil || srv.Created() != 1 || srv.Count("list-users") != 1 {
-					t.Fatalf("err %v, created %d, list-users %d; want a signup after one list-users", err, srv.Created(), srv.Count("list-users"))
+				// one list-users per probe: Prepare's and Apply's
+				if err != nil || srv.Created() != 1 || srv.Count("list-users") != 2 {
+					t.Fatalf("err %v, created %d, list-users %d; want a signup after one list-users per probe", err, srv.Created(), srv.Count("list-users"))
 				}
 				return
 			}
@@ -212,11 +221,11 @@ func TestMissingUserReplies(t *testing.T) {
 		})
 		e := newEnvAt(t, srv, url)
 		o := op(events.SignupCustomer, 1, nil, nil)
-		o.Username = "existing-user"
-		if err := srv.AddUser(o.Username, "password-1"); err != nil {
+		o.CustomUsername = "existing-user"
+		if err := srv.AddUser(o.CustomUsername, "password-1"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := e.p.Apply(testCtx(t), e.prepared(t, o))
+		_, err := e.p.Prepare(testCtx(t), o)
 		if err == nil || events.ClassOf(err) != events.Transient || !strings.Contains(err.Error(), "Database busy") {
 			t.Fatalf("err %v, want the transient 'Database busy' error", err)
 		}
@@ -224,21 +233,24 @@ func TestMissingUserReplies(t *testing.T) {
 	t.Run("add-user refused because the user appeared", func(t *testing.T) {
 		srv := comettest.NewServer()
 		t.Cleanup(srv.Close)
-		var lied atomic.Bool
+		var lie atomic.Bool
 		url := wrapped(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
-			if strings.HasSuffix(r.URL.Path, "/get-user-profile") && lied.CompareAndSwap(false, true) {
+			if strings.HasSuffix(r.URL.Path, "/get-user-profile") && lie.CompareAndSwap(true, false) {
 				_, _ = w.Write([]byte(`{"Status":500,"Message":"User not found"}`))
 				return true
 			}
 			return false
 		})
 		e := newEnvAt(t, srv, url)
-		o := op(events.SignupCustomer, 1, nil, nil)
-		o.Username = "existing-user"
-		if err := srv.AddUser(o.Username, "password-1"); err != nil {
+		o := e.prepared(t, op(events.SignupCustomer, 1, nil, nil))
+		o.Plan[comet.PlanUsername] = "existing-user"
+		// Created (unmarked) after the signup chose the free name: as if an
+		// earlier attempt created it.
+		if err := srv.AddUser("existing-user", "password-1"); err != nil {
 			t.Fatal(err)
 		}
-		out := e.apply(t, e.prepared(t, o))
+		lie.Store(true)
+		out := e.apply(t, o)
 		if srv.Created() != 1 || srv.Count("add-user") != 1 || out.Reference != "existing-user" {
 			t.Fatalf("created %d, add-user %d, outcome %+v", srv.Created(), srv.Count("add-user"), out)
 		}
@@ -343,7 +355,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	var errs []error
 	try := func(o events.Operation) {
-		if _, err := e.p.Apply(testCtx(t), e.prepared(t, o)); err != nil {
+		plan, err := e.p.Prepare(testCtx(t), o)
+		if err == nil {
+			o.Plan = plan
+			_, err = e.p.Apply(testCtx(t), o)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

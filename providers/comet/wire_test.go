@@ -26,12 +26,12 @@ func TestSignupWireFormat(t *testing.T) {
 	}{{
 		name:      "plain",
 		settings:  nil,
-		wantOps:   []string{"get-user-profile", "add-user", "get-user-profile-and-hash", "set-user-profile-hash"},
+		wantOps:   []string{"get-user-profile", "get-user-profile", "add-user", "get-user-profile-and-hash", "set-user-profile-hash"},
 		wantAgain: []string{"get-user-profile", "get-user-profile-and-hash"},
 	}, {
 		name:     "configured",
 		settings: configured,
-		wantOps: []string{"get-user-profile", "add-user",
+		wantOps: []string{"get-user-profile", "get-user-profile", "add-user", // Prepare's probe, Apply's
 			// The fake answers a missing policy with HTTP 404: the client
 			// confirms with policies/list before creating it.
 			"policies/get", "policies/list", "policies/set",
@@ -41,7 +41,11 @@ func TestSignupWireFormat(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			o := e.prepared(t, op(events.SignupCustomer, 1, tc.settings, configuredOpts))
+			opts := configuredOpts
+			if tc.settings == nil { // no Storage Vault: no vault quota either
+				opts = map[string]string{"number_of_devices": "3", "protected_item_quota_tb": "1"}
+			}
+			o := e.prepared(t, op(events.SignupCustomer, 1, tc.settings, opts))
 			name := o.Plan[comet.PlanUsername]
 			if !strings.HasPrefix(name, "hw") || len(name) != 12 {
 				t.Fatalf("planned username %q, want hw + 10 characters", name)
@@ -225,7 +229,10 @@ func TestUnknownFieldsPreserved(t *testing.T) {
 		e.apply(t, e.prepared(t, op(a, 1, settings, map[string]string{"storage_vault_quota_gb": "5", "number_of_devices": "2"})))
 	}
 	after := e.user(t, name).Profile
-	for _, k := range []string{"SomeFutureField", "CreationGUID", "CreateTime", "PasswordHash", "Username", "AccountName", "Emails", "Sources"} {
+	if an := after["AccountName"]; an != "Ada <Lovelace> & Co ["+comet.ServiceMarker(o)+"]" {
+		t.Errorf("AccountName %q, want the admin's name followed by the service marker", an)
+	}
+	for _, k := range []string{"SomeFutureField", "CreationGUID", "CreateTime", "PasswordHash", "Username", "Emails", "Sources"} {
 		if !reflect.DeepEqual(before[k], after[k]) {
 			t.Errorf("%s changed: before %#v, after %#v", k, before[k], after[k])
 		}
@@ -263,10 +270,12 @@ func TestVaultRequestedOnce(t *testing.T) {
 	t.Run("reply lost", func(t *testing.T) {
 		e := newEnv(t)
 		o := op(events.SignupCustomer, 1, settings, nil)
-		o.Username = "existing-user"
-		if err := e.srv.AddUser(o.Username, "password-1"); err != nil {
+		o.CustomUsername = "existing-user"
+		if err := e.srv.AddUser(o.CustomUsername, "password-1"); err != nil {
 			t.Fatal(err)
 		}
+		// this service's user (an earlier attempt created and marked it)
+		e.srv.Mutate(o.CustomUsername, func(p map[string]any) { p["AccountName"] = "[" + comet.ServiceMarker(o) + "]" })
 		o = e.prepared(t, o)
 		e.srv.DropAfterEffect() // the first write is request-storage-vault
 		if _, err := e.p.Apply(testCtx(t), o); err == nil || events.ClassOf(err) != events.Transient {
@@ -480,8 +489,8 @@ func TestPolicyGroup(t *testing.T) {
 func TestShortCredentials(t *testing.T) {
 	t.Run("username", func(t *testing.T) {
 		e := newEnv(t)
-		o := op(events.SignupCustomer, 1, nil, nil)
-		o.Username = "abc"
+		o := op(events.Suspend, 1, nil, nil)
+		o.Username = "abc" // WHMCS's service username
 		_, perr := e.p.Prepare(testCtx(t), o)
 		_, aerr := e.p.Apply(testCtx(t), o)
 		for _, err := range []error{perr, aerr} {

@@ -171,10 +171,20 @@ func cometFake(t *testing.T, srv *comettest.Server, url string, log *zap.Logger)
 			return fmt.Sprint(u.Profile["MaximumDevices"])
 		},
 		renewals:        func() int { return 0 }, // billing lives in WHMCS
-		failNext:        srv.FailNext,
+		// A signup's Prepare looks names up first; the fault hits the
+		// first write, as it did when Prepare called nothing.
+		failNext:        func(n, status int) { srv.FailNextOp("add-user", n, status) },
 		dropAfterEffect: srv.DropAfterEffect,
+		// The signup chooses the name (the client's e-mail, suffixed when
+		// taken) and marks the user as the service's.
 		ref: func(sid int) string {
-			return providers.AccountName(events.Operation{Source: source, Action: events.SignupCustomer, ServiceID: sid}, "hw", 12)
+			marker := comet.ServiceMarker(events.Operation{Source: source, ServiceID: sid})
+			for _, name := range srv.Users() {
+				if u, ok := srv.User(name); ok && strings.Contains(fmt.Sprint(u.Profile["AccountName"]), marker) {
+					return name
+				}
+			}
+			return "(no user marked for service " + strconv.Itoa(sid) + ")"
 		},
 		passKey: func(string) string { return "" },
 	}

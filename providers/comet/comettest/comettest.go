@@ -135,6 +135,7 @@ type Server struct {
 type failure struct {
 	status int
 	inBody bool
+	op     string // only requests to this op ("" = any)
 }
 
 // NewServer starts a fake Comet Server on a loopback port with the default
@@ -167,6 +168,16 @@ func (s *Server) FailNext(n, status int) { s.addFailures(n, status, false) }
 // FailNextBody makes the next n requests fail in Comet's other style: HTTP
 // 200 with a body {"Status":status,"Message":...}.
 func (s *Server) FailNextBody(n, status int) { s.addFailures(n, status, true) }
+
+// FailNextOp makes the next n requests to op (e.g. "add-user") fail as
+// FailNext does; requests to other ops are answered normally meanwhile.
+func (s *Server) FailNextOp(op string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failNext = append(s.failNext, failure{status: status, op: op})
+	}
+}
 
 func (s *Server) addFailures(n, status int, inBody bool) {
 	s.mu.Lock()
@@ -350,10 +361,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.maxFlight = max(s.maxFlight, s.inFlight)
 	delay := s.delay
 	var fail *failure
-	if len(s.failNext) > 0 {
-		f := s.failNext[0]
-		s.failNext = s.failNext[1:]
-		fail = &f
+	for i, f := range s.failNext {
+		if f.op == "" || f.op == op {
+			s.failNext = slices.Delete(s.failNext, i, i+1)
+			fail = &f
+			break
+		}
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -460,6 +473,12 @@ func (s *Server) handleLocked(op string, f url.Values) reply {
 		}
 		slices.Sort(names)
 		return reply{status: 200, body: names}
+	case "list-users-full":
+		all := make(map[string]any, len(s.users))
+		for n, a := range s.users {
+			all[n] = a.profile
+		}
+		return reply{status: 200, body: all}
 	case "add-user":
 		pw := f.Get("TargetPassword")
 		switch {
