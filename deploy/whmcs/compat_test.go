@@ -21,6 +21,7 @@ var compatFiles = []string{
 	"hookworker.php",
 	"hookworker_check.php",
 	"hookworker_config.php.example",
+	filepath.Join("modules", "servers", "hookworker", "hookworker.php"),
 	filepath.Join("tests", "php74_compat.php"),
 }
 

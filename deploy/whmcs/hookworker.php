@@ -92,6 +92,12 @@ if (!class_exists('HookworkerError', false)) {
             throw new HookworkerError(implode('; ', $errors));
         }
 
+        /** $url without user info (credentials), for messages. */
+        public static function redact(string $url): string
+        {
+            return (string) preg_replace('#^([a-z]+://)[^@/]*@#i', '$1', trim($url));
+        }
+
         /** Splits nats://[user[:pass]@]host[:port] and tls://... */
         public static function parseUrl(string $url): array
         {
@@ -326,6 +332,39 @@ if (!class_exists('HookworkerError', false)) {
             return $this->awaitReply($reply, $subject, $deadline, false);
         }
 
+        /**
+         * Core NATS request-reply, for the worker's hookworker.rpc.*
+         * subjects: SUB to a fresh inbox, PUB with that inbox as reply-to,
+         * wait for the MSG until $deadline, UNSUB. Returns the decoded
+         * reply; throws HookworkerError on no responders (nobody listens on
+         * $subject: no worker runs), on timeout and on a reply that is not
+         * JSON.
+         */
+        public function requestReply(string $subject, string $payload, float $deadline): array
+        {
+            if ($this->sock === null) {
+                throw new HookworkerError('not connected');
+            }
+            if (preg_match('/\s/', $subject)) {
+                throw new HookworkerError('invalid subject', true);
+            }
+            $this->seq++;
+            $sid = 'r' . $this->seq;
+            $inbox = '_INBOX.' . bin2hex(random_bytes(11));
+            $this->write('SUB ' . $inbox . ' ' . $sid . "\r\nPUB " . $subject . ' ' . $inbox . ' ' . strlen($payload) . "\r\n" . $payload . "\r\n", $deadline);
+            try {
+                return $this->awaitReply($inbox, $subject, $deadline, false);
+            } finally {
+                if (is_resource($this->sock)) {
+                    try {
+                        $this->write('UNSUB ' . $sid . "\r\n", microtime(true) + 0.2);
+                    } catch (HookworkerError $e) {
+                        // the connection is closed right after anyway
+                    }
+                }
+            }
+        }
+
         private function awaitReply(string $reply, string $subject, float $deadline, bool $isAck = true): array
         {
             while (true) {
@@ -351,7 +390,7 @@ if (!class_exists('HookworkerError', false)) {
                     $hdrs = substr($data, 0, $hlen);
                     if (preg_match('#^NATS/1\.0[ \t]+(\d{3})([^\r\n]*)#', $hdrs, $m)) {
                         if ($m[1] === '503') {
-                            throw new HookworkerError('no responders for ' . $subject . ' (no JetStream stream captures it)');
+                            throw new HookworkerError('no responders for ' . $subject . ($isAck ? ' (no JetStream stream captures it)' : ''));
                         }
                         throw new HookworkerError('status ' . $m[1] . trim($m[2]) . ' for ' . $subject);
                     }
@@ -722,6 +761,8 @@ if (!class_exists('HookworkerError', false)) {
     final class Hookworker
     {
         const VERSION = '1.0.0';
+        /** The server module's name (modules/servers/hookworker). */
+        const MODULE = 'hookworker';
         const SPEC_VERSION = '1.0';
 
         /** @var array|null */
@@ -1491,6 +1532,9 @@ if (!class_exists('HookworkerError', false)) {
             }
             $services = array();
             foreach ($products as $p) {
+                if (self::moduleManaged(self::posInt($p, array('pid', 'productid')))) {
+                    continue; // the hookworker module's CreateAccount publishes this service's signup
+                }
                 $s = array(
                     'service_id' => (int) $p['id'],
                     'product_id' => self::posInt($p, array('pid', 'productid')),
@@ -1618,6 +1662,10 @@ if (!class_exists('HookworkerError', false)) {
                     if ($pid > 0) {
                         $item['product_id'] = $pid;
                     }
+                    $managed = $type === 'Hosting' && self::moduleManaged($pid);
+                    if ($managed) {
+                        $item['module'] = self::MODULE; // its CreateAccount / Renew publish the signup and renewal
+                    }
                     if ($svc !== null && $type === 'Hosting') {
                         // a signup on first payment needs them (e.g. CodeGuard: the domain and the term)
                         $itemDomain = self::str($svc, array('domain'));
@@ -1645,6 +1693,8 @@ if (!class_exists('HookworkerError', false)) {
                             $months = self::monthsOf($cycle);
                             if ($type === 'Addon' && !$cfg['addon_renewals']) {
                                 // addon_renewals off: only the invoice.paid item says it
+                            } elseif ($managed) {
+                                // the hookworker module's Renew publishes service.renewal_paid
                             } elseif ($months <= 0 || $pid <= 0) {
                                 self::log('InvoicePaid ' . $iid . ': ' . $type . ' ' . $relid . ' renewed with billing cycle "' . $cycle . '" and product ' . $pid . '; no service.renewal_paid published');
                             } else {
@@ -1716,6 +1766,9 @@ if (!class_exists('HookworkerError', false)) {
                 return array(); // Service::moduleCall path: the module call failed
             }
             $p = isset($vars['params']) && is_array($vars['params']) ? $vars['params'] : array();
+            if (isset($p['moduletype']) && $p['moduletype'] === self::MODULE) {
+                return array(); // the hookworker module published this action itself: one source per action
+            }
             $sid = self::posInt($p, array('serviceid', 'accountid'));
             if ($sid <= 0) {
                 $sid = self::posInt($vars, array('serviceid', 'serviceId', 'accountid'));
@@ -1743,6 +1796,9 @@ if (!class_exists('HookworkerError', false)) {
                 $cid = $cid > 0 ? $cid : self::posInt($svc, array('clientid', 'userid'));
                 $domain = $domain !== '' ? $domain : self::str($svc, array('domain'));
                 $username = $username !== '' ? $username : self::str($svc, array('username'));
+            }
+            if (self::moduleManaged($pid)) {
+                return array(); // e.g. a client-area password change of a hookworker-module service: the module published it
             }
             $data = array('service_id' => $sid, 'product_id' => $pid, 'client_id' => $cid);
             if ($domain !== '') {
@@ -1785,6 +1841,236 @@ if (!class_exists('HookworkerError', false)) {
             }
             $type = self::HOOKS[$hook];
             return array(array($type, self::eventId($cfg, $hook, array($sid, self::requestId())), $data));
+        }
+
+        // ---------------------------------------------------------------
+        // the hookworker server module (modules/servers/hookworker): it
+        // publishes through publish() above, the same publisher and spool
+
+        /** @var array<int,bool> product id => its module is hookworker */
+        private static $managed = array();
+
+        /**
+         * Whether product $pid uses the hookworker server module
+         * (tblproducts.servertype): then the module's own calls publish its
+         * signup, renewals and lifecycle actions, and the hooks publish
+         * none of them (one source of truth per action). false without
+         * database access.
+         */
+        public static function moduleManaged(int $pid): bool
+        {
+            if ($pid <= 0) {
+                return false;
+            }
+            if (isset(self::$managed[$pid])) {
+                return self::$managed[$pid];
+            }
+            $capsule = '\\WHMCS\\Database\\Capsule';
+            $is = false;
+            if (class_exists($capsule)) {
+                try {
+                    $row = $capsule::table('tblproducts')->where('id', $pid)->first();
+                    $is = $row !== null && isset($row->servertype) && (string) $row->servertype === self::MODULE;
+                } catch (Throwable $e) {
+                    self::log('product ' . $pid . ': reading its module from the database failed: ' . $e->getMessage());
+                }
+            }
+            self::$managed[$pid] = $is;
+            return $is;
+        }
+
+        /** Module function => event type. */
+        const MODULE_TYPES = array(
+            'CreateAccount' => 'order.accepted',
+            'Renew' => 'service.renewal_paid',
+            'SuspendAccount' => 'service.suspended',
+            'UnsuspendAccount' => 'service.unsuspended',
+            'TerminateAccount' => 'service.terminated',
+            'ChangePassword' => 'service.password_changed',
+            'ChangePackage' => 'service.package_changed',
+        );
+
+        /**
+         * The event of one module lifecycle call, as [type, id, data], with
+         * the product's module settings in data (services[0].module for
+         * CreateAccount). Ids: CreateAccount ModuleCreate:<service> (one
+         * signup per service); Renew ModuleRenew:<invoice>:<service> (one
+         * renewal per paid invoice, found in the database); the others
+         * Module<Function>:<service>:<request>, so that a retried call in
+         * one request de-duplicates while a later genuine action is new.
+         * Only named fields of $params are read: never password,
+         * serverpassword or serveraccesshash.
+         */
+        public static function moduleEvent(string $fn, array $params, array $module, array $cfg): array
+        {
+            if (!isset(self::MODULE_TYPES[$fn])) {
+                throw new RuntimeException('module function ' . $fn . ' publishes no event');
+            }
+            $sid = self::posInt($params, array('serviceid', 'accountid'));
+            $pid = self::posInt($params, array('pid', 'packageid'));
+            $cd = isset($params['clientsdetails']) && is_array($params['clientsdetails']) ? $params['clientsdetails'] : array();
+            $cid = self::posInt($params, array('userid', 'clientid'));
+            if ($cid <= 0) {
+                $cid = self::posInt($cd, array('userid', 'client_id', 'id'));
+            }
+            if ($sid <= 0 || $pid <= 0 || $cid <= 0) {
+                throw new RuntimeException('module parameters without serviceid, pid or userid');
+            }
+            $svc = null;
+            try {
+                $svc = self::service($sid, $cfg);
+            } catch (Throwable $e) {
+                self::log('service ' . $sid . ': lookup failed: ' . $e->getMessage());
+            }
+            $domain = self::str($params, array('domain'));
+            $username = self::str($params, array('username'));
+            $cycle = $svc !== null ? self::str($svc, array('billingcycle')) : '';
+            $opts = array();
+            if (isset($params['configoptions']) && is_array($params['configoptions'])) {
+                foreach ($params['configoptions'] as $k => $v) {
+                    if (is_scalar($v)) {
+                        $opts[self::keyHalf((string) $k)] = (string) $v; // module params are keyed by the key half already
+                    }
+                }
+            }
+            $type = self::MODULE_TYPES[$fn];
+            if ($fn === 'CreateAccount') {
+                $oid = $svc !== null ? self::posInt($svc, array('orderid')) : 0;
+                if ($oid <= 0) {
+                    throw new RuntimeException('service ' . $sid . ' has no order (GetClientsProducts orderid); a signup event names its order');
+                }
+                $s = array('service_id' => $sid, 'product_id' => $pid);
+                if ($domain !== '') {
+                    $s['domain'] = $domain;
+                }
+                if ($cycle !== '') {
+                    $s['billing_cycle'] = $cycle;
+                }
+                if ($svc !== null) {
+                    $s = self::serviceFields($s, $svc);
+                }
+                if (count($opts) > 0) {
+                    $s['config_options'] = (object) $opts;
+                }
+                if ($username !== '') {
+                    $s['username'] = $username;
+                }
+                $s['module'] = $module;
+                $data = array('order_id' => $oid);
+                $inv = self::orderInvoiceId($oid, $cfg);
+                if ($inv > 0) {
+                    $data['invoice_id'] = $inv;
+                }
+                $data['client'] = self::clientDetails($cid, $cfg);
+                $data['services'] = array($s);
+                return array($type, self::eventId($cfg, 'ModuleCreate', array($sid)), $data);
+            }
+            $data = array('service_id' => $sid, 'product_id' => $pid, 'client_id' => $cid);
+            if ($domain !== '') {
+                $data['domain'] = $domain;
+            }
+            if ($fn === 'Renew') {
+                $months = self::monthsOf($cycle);
+                if ($months <= 0) {
+                    throw new RuntimeException('service ' . $sid . ': billing cycle "' . $cycle . '" has no renewal term');
+                }
+                $iid = self::latestPaidInvoice($sid);
+                if ($iid <= 0) {
+                    throw new RuntimeException('service ' . $sid . ': no paid invoice for it found; hookworker renews a term against the invoice that paid it');
+                }
+                $data['invoice_id'] = $iid;
+                $data['months'] = $months;
+                $data['billing_cycle'] = $cycle;
+                $data['item_type'] = 'Hosting';
+                $data['module'] = $module;
+                return array($type, self::eventId($cfg, 'ModuleRenew', array($iid, $sid)), $data);
+            }
+            if ($username !== '') {
+                $data['username'] = $username;
+            }
+            if ($fn === 'SuspendAccount') {
+                $reason = self::str($params, array('suspendreason'));
+                if ($reason !== '') {
+                    $data['reason'] = $reason;
+                }
+            }
+            if ($fn === 'ChangePackage') {
+                if ($cycle !== '') {
+                    $data['billing_cycle'] = $cycle;
+                }
+                if (count($opts) > 0) {
+                    $data['config_options'] = (object) $opts;
+                }
+            }
+            $data['module'] = $module;
+            return array($type, self::eventId($cfg, 'Module' . $fn, array($sid, self::requestId())), $data);
+        }
+
+        /** The newest paid invoice with a Hosting item for the service; 0 if none (or no database). */
+        private static function latestPaidInvoice(int $serviceId): int
+        {
+            $capsule = '\\WHMCS\\Database\\Capsule';
+            if (!class_exists($capsule)) {
+                return 0;
+            }
+            $ids = array();
+            foreach ($capsule::table('tblinvoiceitems')->where('type', 'Hosting')->where('relid', $serviceId)->get() as $row) {
+                $ids[] = (int) $row->invoiceid;
+            }
+            rsort($ids);
+            foreach (array_unique($ids) as $iid) {
+                $inv = $capsule::table('tblinvoices')->where('id', $iid)->first();
+                if ($inv !== null && isset($inv->status) && (string) $inv->status === 'Paid') {
+                    return $iid;
+                }
+            }
+            return 0;
+        }
+
+        /**
+         * Asks the worker over NATS request-reply ($subject is one of the
+         * hookworker.rpc.* subjects of events/rpc.go) with the hook
+         * configuration's servers and credentials, and returns the decoded
+         * reply. Everything (connect included) ends by $timeout seconds.
+         * Throws HookworkerError with a message for the admin: NATS
+         * unreachable, no worker running, no answer in time, or the
+         * worker's own error.
+         */
+        public static function ask(string $subject, array $req, float $timeout): array
+        {
+            $cfg = self::config();
+            if ($cfg === null) {
+                throw new HookworkerError('hookworker is not configured (see ' . __DIR__ . '/hookworker/config.php)');
+            }
+            $start = microtime(true);
+            $deadline = $start + $timeout;
+            $req['source'] = $cfg['instance'];
+            try {
+                $nats = HookworkerNats::connectAny($cfg, $deadline);
+            } catch (HookworkerError $e) {
+                throw new HookworkerError('NATS unreachable (' . implode(', ', array_map(array('HookworkerNats', 'redact'), $cfg['servers'])) . '): ' . $e->getMessage());
+            }
+            try {
+                // leave the worker time to answer before our deadline
+                $req['timeout_ms'] = max(100, (int) (($deadline - microtime(true)) * 800));
+                $json = json_encode($req, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+                $rep = $nats->requestReply($subject, (string) $json, $deadline);
+            } catch (HookworkerError $e) {
+                $m = $e->getMessage();
+                if (strpos($m, 'no responders') === 0) {
+                    throw new HookworkerError('no hookworker worker is running (nobody answers ' . $subject . ' on this NATS)');
+                }
+                if (strpos($m, 'timeout') === 0) {
+                    throw new HookworkerError('no hookworker worker answered ' . $subject . ' within ' . round($timeout, 1) . ' s');
+                }
+                throw $e;
+            } finally {
+                $nats->close();
+            }
+            if (isset($rep['error']) && is_string($rep['error']) && $rep['error'] !== '') {
+                throw new HookworkerError('worker ' . (isset($rep['worker']) ? $rep['worker'] : '?') . ': ' . $rep['error']);
+            }
+            return $rep;
         }
     }
 

@@ -35,6 +35,11 @@ function run_hook($hookPoint, $vars)
     return $results;
 }
 
+function logModuleCall($module, $action, $request, $response, $processed = '', $replace = array())
+{
+    $GLOBALS['stub_module_log'][] = array('module' => $module, 'action' => $action, 'request' => $request, 'response' => $response);
+}
+
 function logActivity($description, $userId = 0)
 {
     $GLOBALS['stub_activity'][] = $description;
@@ -132,6 +137,8 @@ function stub_fixtures()
         105 => $svc(105, 42, 5, 'Monthly', '2026-02-01', 'b105.example.com', 'ada105'),
         106 => $svc(106, 43, 6, 'Annually', '2025-12-01', 'b106.example.com', 'ada106'),
         107 => $svc(107, 40, 6, 'One Time', '2025-03-01', 'b107.example.com', 'ada107'),
+        // product 8 uses the hookworker server module (tblproducts below)
+        110 => $svc(110, 60, 8, 'Monthly', '2026-03-01', 'm110.example.com', 'ada110'),
     );
     $orders = array(
         50 => array('id' => 50, 'ordernum' => '5550', 'userid' => 7, 'invoiceid' => 500, 'status' => 'Pending',
@@ -144,6 +151,10 @@ function stub_fixtures()
         41 => array('id' => 41, 'userid' => 7, 'invoiceid' => 0, 'lineitems' => array('lineitem' => array())),
         42 => array('id' => 42, 'userid' => 7, 'invoiceid' => 0, 'lineitems' => array('lineitem' => array())),
         43 => array('id' => 43, 'userid' => 7, 'invoiceid' => 0, 'lineitems' => array('lineitem' => array())),
+        60 => array('id' => 60, 'userid' => 7, 'invoiceid' => 600, 'lineitems' => array('lineitem' => array(
+            array('type' => 'product', 'relid' => 110, 'producttype' => 'Other', 'product' => 'Backup 8', 'domain' => 'm110.example.com', 'billingcycle' => 'Monthly'),
+            array('type' => 'product', 'relid' => 102, 'producttype' => 'Other', 'product' => 'Backup 6', 'domain' => '', 'billingcycle' => 'Annually'),
+        ))),
     );
     $item = function ($id, $type, $relid, $desc, $amount) {
         return array('id' => $id, 'type' => $type, 'relid' => $relid, 'description' => $desc, 'amount' => $amount, 'taxed' => 0);
@@ -166,6 +177,9 @@ function stub_fixtures()
         902 => array('invoiceid' => 902, 'userid' => 7, 'duedate' => '2026-02-01', 'status' => 'Paid', 'items' => array('item' => array(
             $item(9021, 'Hosting', 105, 'Backup 5 - b105.example.com', '10.00'),
         ))),
+        610 => array('invoiceid' => 610, 'userid' => 7, 'duedate' => '2026-04-01', 'status' => 'Paid', 'items' => array('item' => array(
+            $item(6101, 'Hosting', 110, 'Backup 8 - m110.example.com (01/04/2026 - 30/04/2026)', '10.00'),
+        ))),
         903 => array('invoiceid' => 903, 'userid' => 7, 'duedate' => '2026-12-01', 'status' => 'Paid', 'items' => array('item' => array(
             $item(9031, 'Hosting', 106, 'Backup 6 - b106.example.com', '99.00'),
         ))),
@@ -179,6 +193,20 @@ function stub_fixtures()
         array('id' => 4001, 'invoiceid' => 400, 'type' => 'Hosting', 'relid' => 103),
         array('id' => 7001, 'invoiceid' => 700, 'type' => 'Hosting', 'relid' => 104),
         array('id' => 4002, 'invoiceid' => 400, 'type' => 'Addon', 'relid' => 301),
+        array('id' => 6001, 'invoiceid' => 600, 'type' => 'Hosting', 'relid' => 110),
+        array('id' => 6101, 'invoiceid' => 610, 'type' => 'Hosting', 'relid' => 110),
+        array('id' => 6201, 'invoiceid' => 620, 'type' => 'Hosting', 'relid' => 110),
+    );
+    // The module of each product (tblproducts.servertype) and invoice states, for the hookworker module.
+    \WHMCS\Database\Capsule::$tables['tblproducts'] = array(
+        array('id' => 5, 'servertype' => ''),
+        array('id' => 6, 'servertype' => 'cometbackup'),
+        array('id' => 8, 'servertype' => 'hookworker'),
+    );
+    \WHMCS\Database\Capsule::$tables['tblinvoices'] = array(
+        array('id' => 600, 'status' => 'Paid'),
+        array('id' => 610, 'status' => 'Paid'),
+        array('id' => 620, 'status' => 'Unpaid'),
     );
     $f = array('clients' => $clients, 'services' => $services, 'orders' => $orders, 'invoices' => $invoices, 'addons' => $addons);
     return $f;
