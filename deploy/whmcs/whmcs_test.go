@@ -49,8 +49,14 @@ var secrets = []string{
 // ---------------------------------------------------------------------------
 // harness
 
+// phpBinary is the PHP the tests run: $HOOKWORKER_TEST_PHP when set (e.g.
+// the wrapper scripts/php-root prints, to run another Debian release's PHP
+// in a chroot), else php from PATH.
 func phpBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("HOOKWORKER_TEST_PHP"); p != "" {
+		return p
+	}
 	p, err := exec.LookPath("php")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
