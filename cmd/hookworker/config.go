@@ -33,11 +33,14 @@ type Config struct {
 	NATSTLSCert  string `envconfig:"NATS_TLS_CERT" desc:"client certificate file for NATS mutual TLS"`
 	NATSTLSKey   string `envconfig:"NATS_TLS_KEY" desc:"client key file for NATS mutual TLS"`
 
-	EmbeddedListen string `envconfig:"EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded NATS server listens (for the WHMCS hooks and hookworker emit)"`
-	DataDir        string `envconfig:"DATA_DIR" default:".hookworker" desc:"directory for the embedded server's JetStream store and generated secrets"`
-	Catalog        string `envconfig:"CATALOG" desc:"product catalog YAML file; empty uses the built-in sandbox catalog"`
-	Sandbox        string `envconfig:"SANDBOX" default:"memory" desc:"provider when no catalog is given: memory (in-process accounts) or fakes (in-process fake Comet, CodeGuard and StoreGrid servers)"`
-	PasswordSecret string `envconfig:"PASSWORD_SECRET" desc:"secret (16+ bytes) to derive service passwords from when the WHMCS API is not configured; empty: generated once under HOOKWORKER_DATA_DIR"`
+	EmbeddedListen      string `envconfig:"EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"where the embedded NATS server listens (for the WHMCS hooks and hookworker emit); off loopback it requires HOOKWORKER_NATS_TOKEN or _USER/_PASSWORD, or a token generated once under HOOKWORKER_DATA_DIR"`
+	EmbeddedTLSCert     string `envconfig:"EMBEDDED_TLS_CERT" desc:"certificate file of the embedded NATS server (TLS for its clients)"`
+	EmbeddedTLSKey      string `envconfig:"EMBEDDED_TLS_KEY" desc:"key file of the embedded NATS server's certificate"`
+	EmbeddedTLSClientCA string `envconfig:"EMBEDDED_TLS_CLIENT_CA" desc:"CA file: the embedded NATS server then requires client certificates signed by it"`
+	DataDir             string `envconfig:"DATA_DIR" default:".hookworker" desc:"directory for the embedded server's JetStream store and generated secrets"`
+	Catalog             string `envconfig:"CATALOG" desc:"product catalog YAML file; empty uses the built-in sandbox catalog"`
+	Sandbox             string `envconfig:"SANDBOX" default:"memory" desc:"provider when no catalog is given: memory (in-process accounts) or fakes (in-process fake Comet, CodeGuard and StoreGrid servers)"`
+	PasswordSecret      string `envconfig:"PASSWORD_SECRET" desc:"secret (16+ bytes) to derive service passwords from when the WHMCS API is not configured; empty: generated once under HOOKWORKER_DATA_DIR"`
 
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"address serving /metrics, /healthz and /readyz (empty = off)"`
 	OpsAddr     string `envconfig:"OPS_ADDR" default:"127.0.0.1:8080" desc:"address of the ops page (empty = off)"`
@@ -114,6 +117,18 @@ func (c Config) validate() error {
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		return errors.New("HOOKWORKER_NATS_TLS_CERT and HOOKWORKER_NATS_TLS_KEY: set both or neither")
 	}
+	if (c.EmbeddedTLSCert == "") != (c.EmbeddedTLSKey == "") {
+		return errors.New("HOOKWORKER_EMBEDDED_TLS_CERT and HOOKWORKER_EMBEDDED_TLS_KEY: set both or neither")
+	}
+	if c.EmbeddedTLSClientCA != "" && c.EmbeddedTLSCert == "" {
+		return errors.New("HOOKWORKER_EMBEDDED_TLS_CLIENT_CA: needs HOOKWORKER_EMBEDDED_TLS_CERT and HOOKWORKER_EMBEDDED_TLS_KEY")
+	}
+	if c.NATSURL == "" && c.NATSCreds != "" {
+		return errors.New("HOOKWORKER_NATS_CREDS: the embedded server (HOOKWORKER_NATS_URL empty) takes HOOKWORKER_NATS_TOKEN or HOOKWORKER_NATS_USER/_PASSWORD; a credentials file needs a nats-server with an operator")
+	}
+	if c.NATSUser != "" && c.NATSPassword == "" {
+		return errors.New("HOOKWORKER_NATS_PASSWORD: required with HOOKWORKER_NATS_USER")
+	}
 	if c.NATSUser != "" && c.NATSToken != "" {
 		return errors.New("HOOKWORKER_NATS_TOKEN: set either a token or HOOKWORKER_NATS_USER, not both")
 	}
@@ -137,6 +152,33 @@ func (c Config) validate() error {
 		return err
 	}
 	return c.WHMCS.Validate()
+}
+
+// embeddedTokenFile is where `hookworker run` keeps the token it generated
+// for an embedded server listening off loopback without configured
+// credentials; client commands on the same data directory read it.
+func (c Config) embeddedTokenFile() string { return filepath.Join(c.DataDir, "nats.token") }
+
+// embeddedToken returns the token of the embedded server's generated
+// credentials: the one kept in embeddedTokenFile, generated (0600) when
+// there is none yet.
+func (c Config) embeddedToken() (token string, generated bool, err error) {
+	path := c.embeddedTokenFile()
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return "", false, fmt.Errorf("HOOKWORKER_DATA_DIR: %w", err)
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, err
+	}
+	s := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("HOOKWORKER_DATA_DIR: cannot keep the generated NATS token: %w", err)
+	}
+	return s, true, nil
 }
 
 // passwordSecret returns the configured secret, or one generated once and

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -44,7 +46,23 @@ func (c Config) clientURL() string {
 	if c.NATSURL != "" {
 		return c.NATSURL
 	}
-	return "nats://" + c.EmbeddedListen
+	scheme := "nats://"
+	if c.EmbeddedTLSCert != "" {
+		scheme = "tls://"
+	}
+	host, port, err := net.SplitHostPort(c.EmbeddedListen)
+	if err != nil {
+		return scheme + c.EmbeddedListen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // listening everywhere: this host reaches it on loopback
+	}
+	return scheme + net.JoinHostPort(host, port)
+}
+
+// hasCredentials reports whether NATS credentials are configured.
+func (c Config) hasCredentials() bool {
+	return c.NATSCreds != "" || c.NATSUser != "" || c.NATSToken != ""
 }
 
 func (c Config) natsOptions(log *zap.Logger) []nats.Option {
@@ -59,8 +77,18 @@ func (c Config) natsOptions(log *zap.Logger) []nats.Option {
 	if c.NATSToken != "" {
 		opts = append(opts, nats.Token(c.NATSToken))
 	}
-	if c.NATSTLSCA != "" {
+	if c.NATSURL == "" && !c.hasCredentials() {
+		// The embedded server of a `hookworker run` on this data directory
+		// may have generated a token: use it (an open server ignores it).
+		if b, err := os.ReadFile(c.embeddedTokenFile()); err == nil {
+			opts = append(opts, nats.Token(strings.TrimSpace(string(b))))
+		}
+	}
+	switch {
+	case c.NATSTLSCA != "":
 		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
+	case c.NATSURL == "" && c.EmbeddedTLSCert != "":
+		opts = append(opts, nats.RootCAs(c.EmbeddedTLSCert)) // a self-signed embedded certificate
 	}
 	if c.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
@@ -88,20 +116,38 @@ func (c Config) natsOptions(log *zap.Logger) []nats.Option {
 func (c Config) connect(log *zap.Logger, embedded bool) (*broker, error) {
 	b := &broker{}
 	url := c.clientURL()
+	opts := c.natsOptions(log)
 	if c.NATSURL == "" && embedded {
-		ns, err := worker.StartEmbedded(c.DataDir, c.EmbeddedListen)
+		ec, err := c.embeddedConfig(log)
+		if err != nil {
+			return nil, configError{err}
+		}
+		ns, err := worker.StartEmbeddedServer(ec)
+		if errors.Is(err, worker.ErrEmbeddedOpen) {
+			return nil, configError{err}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w (set HOOKWORKER_EMBEDDED_LISTEN to another address, or HOOKWORKER_NATS_URL to use an existing server)", err)
 		}
 		b.embedded = ns
-		url = ns.ClientURL()
+		// Our own connection goes in process: no TLS name to match, and it
+		// authenticates like every other client.
+		url = ""
+		opts = append(opts, nats.InProcessServer(ns))
+		if ec.Token != "" && !c.hasCredentials() {
+			opts = append(opts, nats.Token(ec.Token))
+		}
 		if log != nil {
-			log.Info("embedded JetStream server started", zap.String("listen", c.EmbeddedListen), zap.String("store", c.DataDir))
+			log.Info("embedded JetStream server started", zap.String("listen", c.EmbeddedListen), zap.String("store", c.DataDir),
+				zap.Bool("authentication", ec.Token != "" || ec.User != ""), zap.Bool("tls", ec.TLSCert != ""))
 		}
 	}
-	nc, err := nats.Connect(url, c.natsOptions(log)...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		b.close()
+		if url == "" {
+			url = "the embedded server"
+		}
 		hint := "HOOKWORKER_NATS_URL"
 		if c.NATSURL == "" {
 			hint = "HOOKWORKER_NATS_URL (empty: the embedded server of a running `hookworker run` on HOOKWORKER_EMBEDDED_LISTEN)"
@@ -119,6 +165,38 @@ func (c Config) connect(log *zap.Logger, embedded bool) (*broker, error) {
 	}
 	b.nc, b.js = nc, js
 	return b, nil
+}
+
+// embeddedConfig is the embedded server's configuration. Off loopback
+// without configured credentials it generates a token once under the data
+// directory and says where it is (never the token itself).
+func (c Config) embeddedConfig(log *zap.Logger) (worker.EmbeddedConfig, error) {
+	ec := worker.EmbeddedConfig{Dir: c.DataDir, Listen: c.EmbeddedListen, Token: c.NATSToken, User: c.NATSUser,
+		Password: c.NATSPassword, TLSCert: c.EmbeddedTLSCert, TLSKey: c.EmbeddedTLSKey, TLSClientCA: c.EmbeddedTLSClientCA}
+	if worker.IsLoopback(c.EmbeddedListen) || c.EmbeddedListen == "" {
+		return ec, nil
+	}
+	if !c.hasCredentials() {
+		tok, generated, err := c.embeddedToken()
+		if err != nil {
+			return ec, err
+		}
+		ec.Token = tok
+		if log != nil {
+			what := "kept"
+			if generated {
+				what = "generated"
+			}
+			log.Warn("the embedded NATS server listens off loopback and requires a token: "+what+" one in "+c.embeddedTokenFile()+
+				"; give it to the WHMCS hooks ('token' in the hook config) and to hookworker on other hosts (HOOKWORKER_NATS_TOKEN)",
+				zap.String("listen", c.EmbeddedListen), zap.String("token_file", c.embeddedTokenFile()))
+		}
+	}
+	if ec.TLSCert == "" && log != nil {
+		log.Warn("the embedded NATS server listens off loopback without TLS: credentials and events cross the network in clear text; set HOOKWORKER_EMBEDDED_TLS_CERT and _KEY",
+			zap.String("listen", c.EmbeddedListen))
+	}
+	return ec, nil
 }
 
 // redactURL hides credentials embedded in a NATS URL.
