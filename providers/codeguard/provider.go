@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -31,11 +32,15 @@ var (
 	ErrUnsupported = errors.New("not supported")
 )
 
-// Plan keys Prepare records for a renewal.
+// Plan keys Prepare records for a renewal. PlanEndtimeBefore is the end
+// time before this invoice's renewal and PlanEndtimeExpected the end time it
+// must leave (before + its months): the renewal is in place exactly when the
+// order's endtime has reached the expected one (issue 8 point 4).
 const (
-	PlanOrderID       = "order_id"
-	PlanEndtimeBefore = "endtime_before"
-	PlanDomain        = "domain"
+	PlanOrderID         = "order_id"
+	PlanEndtimeBefore   = "endtime_before"
+	PlanEndtimeExpected = "endtime_expected"
+	PlanDomain          = "domain"
 )
 
 // Provider provisions CodeGuard orders through the LogicBoxes HTTP API and
@@ -49,6 +54,7 @@ type Provider struct {
 	passwords PasswordSource
 	log       *zap.Logger
 	locks     keyedLocks
+	renewals  renewalChain
 }
 
 // New returns a provider for cfg. It fails when cfg does not validate or
@@ -82,10 +88,14 @@ func (p *Provider) GoString() string { return p.String() }
 // Name returns "codeguard".
 func (p *Provider) Name() string { return Name }
 
-// Prepare validates op and, for a renewal, records the order and its
-// current expiry ({"order_id", "endtime_before", "domain"}): Apply compares
-// against that expiry, so a renewal that went through unseen is never
-// repeated. Other actions record {"domain"}. Errors are classified.
+// Prepare validates op and, for a renewal, records the order, the end time
+// before this renewal and the end time it must leave ({"order_id",
+// "endtime_before", "endtime_expected", "domain"}). endtime_before is the
+// order's current expiry, or, when another renewal of the same order was
+// planned in this process and has not been confirmed, the expiry that one
+// will leave. Apply compares against endtime_expected, so a renewal that
+// went through unseen is never repeated and a second renewal is never taken
+// for the first. Other actions record {"domain"}. Errors are classified.
 func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string]string, error) {
 	if err := unsupported(op); err != nil {
 		return nil, err
@@ -103,6 +113,9 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 	if _, err := monthsOf(op); err != nil {
 		return nil, err
 	}
+	months, _ := monthsOf(op)
+	unlock := p.locks.lock(domain)
+	defer unlock()
 	d, found, err := p.findOrder(ctx, domain)
 	switch {
 	case err != nil:
@@ -110,7 +123,13 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 	case !found || d.CurrentStatus == StatusDeleted:
 		return nil, events.Permanentf("codeguard renew %q: %w", domain, ErrNoOrder)
 	}
-	return map[string]string{PlanOrderID: itoa(d.OrderID), PlanEndtimeBefore: itoa(d.EndTime), PlanDomain: domain}, nil
+	// A renewal planned while an earlier one of the same order is still in
+	// flight starts where that one will end, not at today's expiry.
+	before := p.renewals.after(d.OrderID, d.EndTime)
+	expected := addMonths(before, months)
+	p.renewals.plan(d.OrderID, op.Key, expected)
+	return map[string]string{PlanOrderID: itoa(d.OrderID), PlanEndtimeBefore: itoa(before),
+		PlanEndtimeExpected: itoa(expected), PlanDomain: domain}, nil
 }
 
 // Lookup reports whether op's effect is already in place at LogicBoxes: a
@@ -126,15 +145,16 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 		return events.Outcome{}, false, err
 	}
 	if op.Action == events.Renew {
-		orderID, before, err := renewPlan(op)
+		rp, err := renewPlan(op)
 		if err != nil {
 			return events.Outcome{}, false, err
 		}
-		d, err := p.c.Details(ctx, orderID)
+		d, err := p.c.Details(ctx, rp.orderID)
 		if err != nil {
-			return events.Outcome{}, false, fmt.Errorf("codeguard renew order %d: %w", orderID, err)
+			return events.Outcome{}, false, fmt.Errorf("codeguard renew order %d: %w", rp.orderID, err)
 		}
-		if d.EndTime > before {
+		if rp.reached(d.EndTime) {
+			p.renewals.done(rp.orderID, op.Key)
 			return done(d, domain), true, nil
 		}
 		return events.Outcome{}, false, nil
@@ -182,9 +202,13 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 //   - signup_customer: an existing live order for the domain is success
 //     (AlreadyDone); otherwise the customer is found by email or signed up,
 //     and codeguard/add.json places one order. Reference = order id.
-//   - renew: if the expiry moved past the planned endtime_before, the
-//     renewal went through already (AlreadyDone); otherwise renew.json. A
-//     renewal whose reply is lost is never sent again.
+//   - renew: if the expiry has reached the planned endtime_expected (the
+//     end time before this invoice's renewal plus its months), the renewal
+//     went through already (AlreadyDone); if it is short of the planned
+//     endtime_before, an earlier renewal of the order has not taken effect
+//     yet and this one waits (transient); otherwise renew.json. A renewal
+//     whose reply is lost is never sent again, and one renewal's effect is
+//     never mistaken for another's.
 //   - suspend / unsuspend / terminate: the order is resolved by domain; a
 //     target state already reached (or no order, for terminate) is
 //     AlreadyDone.
@@ -210,6 +234,8 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 	case events.SignupCustomer:
 		return p.signup(ctx, op, s, domain)
 	case events.Renew:
+		unlock := p.locks.lock(domain) // read expiry → renew, one renewal of an order at a time
+		defer unlock()
 		return p.renew(ctx, op, s, domain)
 	case events.Suspend, events.Unsuspend, events.Terminate:
 		return p.lifecycle(ctx, op, domain)
@@ -330,21 +356,30 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	orderID, before, err := renewPlan(op)
+	rp, err := renewPlan(op)
 	if err != nil {
 		return events.Outcome{}, err
 	}
+	orderID := rp.orderID
 	d, err := p.c.Details(ctx, orderID)
 	if err != nil {
 		return events.Outcome{}, fmt.Errorf("codeguard renew order %d: reading its expiry: %w", orderID, err)
 	}
-	if d.EndTime > before {
-		p.log.Info("codeguard renewal already applied", zap.Int64("order_id", orderID), zap.Int64("endtime_before", before),
-			zap.Int64("endtime", d.EndTime), zap.String("op_key", op.Key))
+	log := p.log.With(zap.Int64("order_id", orderID), zap.Int64("endtime_before", rp.before),
+		zap.Int64("endtime_expected", rp.expected), zap.Int64("endtime", d.EndTime), zap.String("op_key", op.Key))
+	switch {
+	case rp.reached(d.EndTime):
+		log.Info("codeguard renewal already applied: the expiry has reached the one this renewal expects")
+		p.renewals.done(orderID, op.Key)
 		return done(d, domain), nil
-	}
-	if d.CurrentStatus == StatusDeleted {
+	case d.CurrentStatus == StatusDeleted:
 		return events.Outcome{}, events.Permanentf("codeguard renew order %d (%q): the order is deleted", orderID, domain)
+	case rp.waiting(d.EndTime):
+		// An earlier renewal of this order (planned first) has not taken
+		// effect yet: renewing now would let that one mistake this one's
+		// effect for its own.
+		return events.Outcome{}, events.AsTransient(fmt.Errorf("codeguard renew order %d: waiting for the earlier renewal of this order (endtime %d, this renewal starts at %d)",
+			orderID, d.EndTime, rp.before), 5*time.Second)
 	}
 	act, err := p.c.Renew(ctx, RenewRequest{OrderID: orderID, Months: months, AutoRenew: s.autoRenew, InvoiceOption: s.invoiceOption})
 	if err != nil {
@@ -353,7 +388,7 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 		}
 		// The renewal may have gone through although the reply was lost:
 		// re-read the expiry (even if ctx has ended) so the error says so.
-		// The next attempt compares with endtime_before again and never
+		// The next attempt compares with endtime_expected again and never
 		// renews twice.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
 		defer cancel()
@@ -361,22 +396,24 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 		switch {
 		case rerr != nil:
 			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: outcome unknown (re-reading the expiry failed: %v): %w", orderID, rerr, err)
-		case after.EndTime > before:
-			p.log.Warn("codeguard renew reply lost but the renewal took effect", zap.Int64("order_id", orderID),
-				zap.Int64("endtime_before", before), zap.Int64("endtime", after.EndTime), zap.String("op_key", op.Key))
-			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: reply lost, but the renewal took effect (endtime %d → %d); the next attempt reports it done without renewing again: %w",
-				orderID, before, after.EndTime, err)
+		case rp.reached(after.EndTime):
+			log.Warn("codeguard renew reply lost but the renewal took effect", zap.Int64("endtime_after", after.EndTime))
+			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: reply lost, but the renewal took effect (endtime %d → %d, expected %d); the next attempt reports it done without renewing again: %w",
+				orderID, d.EndTime, after.EndTime, rp.expected, err)
 		default:
-			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: not applied (endtime unchanged); the next attempt checks again before renewing: %w", orderID, err)
+			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: not applied (endtime %d, expected %d); the next attempt checks again before renewing: %w",
+				orderID, after.EndTime, rp.expected, err)
 		}
 	}
 	out := events.Outcome{Reference: itoa(orderID), Details: map[string]string{
 		"domain": domain, "months": strconv.Itoa(months), "action_status": act.ActionStatus,
+		"endtime_expected": itoa(rp.expected),
 	}}
 	if after, err := p.c.Details(ctx, orderID); err == nil {
 		out.Details["endtime"] = itoa(after.EndTime)
 	}
-	p.log.Info("codeguard order renewed", zap.Int64("order_id", orderID), zap.Int("months", months), zap.String("op_key", op.Key))
+	p.renewals.done(orderID, op.Key)
+	log.Info("codeguard order renewed", zap.Int("months", months))
 	return out, nil
 }
 
@@ -555,13 +592,102 @@ func monthsOf(op events.Operation) (int, error) {
 	return 0, events.Permanentf("codeguard %s: service %d: no months and billing cycle %q does not renew", op.Action, op.ServiceID, op.BillingCycle)
 }
 
-func renewPlan(op events.Operation) (orderID, endBefore int64, err error) {
+// renewalPlan is what Prepare recorded for one renewal.
+type renewalPlan struct {
+	orderID, before, expected int64
+	slack                     int64 // seconds either side a provider's month arithmetic may differ
+}
+
+// reached reports whether endtime shows this renewal in place.
+func (r renewalPlan) reached(endtime int64) bool { return endtime >= r.expected-r.slack }
+
+// waiting reports whether an earlier renewal of the order has not taken
+// effect yet (the expiry is short of where this renewal starts).
+func (r renewalPlan) waiting(endtime int64) bool { return endtime < r.before-r.slack }
+
+func renewPlan(op events.Operation) (renewalPlan, error) {
 	id, err1 := strconv.ParseInt(op.Plan[PlanOrderID], 10, 64)
-	end, err2 := strconv.ParseInt(op.Plan[PlanEndtimeBefore], 10, 64)
+	before, err2 := strconv.ParseInt(op.Plan[PlanEndtimeBefore], 10, 64)
 	if err1 != nil || err2 != nil || id <= 0 {
-		return 0, 0, events.Permanentf("codeguard renew: the plan lacks %q and %q; Prepare must run (and its plan be kept) before Apply", PlanOrderID, PlanEndtimeBefore)
+		return renewalPlan{}, events.Permanentf("codeguard renew: the plan lacks %q and %q; Prepare must run (and its plan be kept) before Apply", PlanOrderID, PlanEndtimeBefore)
 	}
-	return id, end, nil
+	months, err := monthsOf(op)
+	if err != nil {
+		return renewalPlan{}, err
+	}
+	expected, err := strconv.ParseInt(op.Plan[PlanEndtimeExpected], 10, 64)
+	if err != nil {
+		// a plan recorded before endtime_expected existed
+		expected = addMonths(before, months)
+	}
+	return renewalPlan{orderID: id, before: before, expected: expected, slack: renewalSlack(months)}, nil
+}
+
+// addMonths adds months calendar months to a unix time (UTC).
+func addMonths(unix int64, months int) int64 {
+	return time.Unix(unix, 0).UTC().AddDate(0, months, 0).Unix()
+}
+
+// renewalSlack is how far LogicBoxes' new expiry may differ from calendar
+// month arithmetic and still count (its exact rule is not documented):
+// two days plus half a day per month, always well under one month.
+func renewalSlack(months int) int64 {
+	return int64((48 + 12*months) * 3600)
+}
+
+// renewalChain remembers, in this process, the expiry each planned but not
+// yet confirmed renewal will leave, per order, so that a renewal planned
+// while another of the same order is in flight starts where that one ends.
+// Across worker replicas or a restart between two Prepares this memory is
+// not shared; see README "Known limits".
+type renewalChain struct {
+	mu sync.Mutex
+	m  map[int64]map[string]renewalEntry // order id → op key → expected end
+}
+
+type renewalEntry struct {
+	expected int64
+	until    time.Time
+}
+
+const renewalMemory = 24 * time.Hour
+
+// after returns where a new renewal of orderID starts: the latest expected
+// end of its pending renewals, or endtime when that is later.
+func (c *renewalChain) after(orderID, endtime int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	start := endtime
+	now := time.Now()
+	for k, e := range c.m[orderID] {
+		if now.After(e.until) {
+			delete(c.m[orderID], k)
+			continue
+		}
+		start = max(start, e.expected)
+	}
+	return start
+}
+
+func (c *renewalChain) plan(orderID int64, key string, expected int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]map[string]renewalEntry{}
+	}
+	if c.m[orderID] == nil {
+		c.m[orderID] = map[string]renewalEntry{}
+	}
+	c.m[orderID][key] = renewalEntry{expected: expected, until: time.Now().Add(renewalMemory)}
+}
+
+func (c *renewalChain) done(orderID int64, key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m[orderID], key)
+	if len(c.m[orderID]) == 0 {
+		delete(c.m, orderID)
+	}
 }
 
 // keyedLocks serialises work per key (a domain) within one process.

@@ -3,6 +3,7 @@ package codeguard
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,10 +30,24 @@ var langPref = regexp.MustCompile(`^[a-z]{2,3}$`)
 // error names the setting, e.g. `setting "plan_id": must be a positive
 // integer, got "x"`. plan_id is required for signup_customer and
 // change_package; every setting present is checked whatever the action.
-// Unknown keys are ignored.
+// An unknown key (a typo such as "auto_renw") is an error naming it, as for
+// the Comet and StoreGrid providers.
 func ValidateSettings(a events.Action, settings map[string]string) error {
 	if !a.Valid() {
 		return fmt.Errorf("action %q: unknown action", a)
+	}
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch k {
+		case SettingPlanID, SettingInvoiceOption, SettingAutoRenew, SettingLangPref:
+		default:
+			return fmt.Errorf("setting %q: unknown to the codeguard provider (known: %s, %s, %s, %s)", k,
+				SettingPlanID, SettingInvoiceOption, SettingAutoRenew, SettingLangPref)
+		}
 	}
 	plan, ok := settings[SettingPlanID]
 	if (a == events.SignupCustomer || a == events.ChangePackage) && (!ok || strings.TrimSpace(plan) == "") {

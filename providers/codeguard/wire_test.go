@@ -909,7 +909,8 @@ func TestValidateSettings(t *testing.T) {
 		{"bad invoice option", events.SignupCustomer, map[string]string{"plan_id": "1", "invoice_option": "noinvoice"}, `setting "invoice_option": must be one of NoInvoice, PayInvoice, KeepInvoice, OnlyAdd, got "noinvoice"`},
 		{"bad auto renew", events.Renew, map[string]string{"auto_renew": "true"}, `setting "auto_renew": must be "yes" or "no", got "true"`},
 		{"bad lang", events.SignupCustomer, map[string]string{"plan_id": "1", "lang_pref": "English"}, `setting "lang_pref"`},
-		{"unknown keys ignored", events.SignupCustomer, map[string]string{"plan_id": "1", "color": "blue"}, ""},
+		{"unknown key refused", events.SignupCustomer, map[string]string{"plan_id": "1", "color": "blue"}, `setting "color": unknown to the codeguard provider`},
+		{"typo refused (issue 11.8)", events.Renew, map[string]string{"auto_renw": "yes"}, `setting "auto_renw": unknown to the codeguard provider (known: plan_id, invoice_option, auto_renew, lang_pref)`},
 		{"unknown action", events.Action("bogus"), nil, `unknown action`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

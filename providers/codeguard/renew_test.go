@@ -1,0 +1,97 @@
+package codeguard_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers/codeguard"
+)
+
+// renewalOf is service 1's renewal paid by invoice inv.
+func renewalOf(inv int) events.Operation {
+	o := op(events.Renew, 1, "example.com")
+	o.Key = events.RenewalKey("main", 1, inv)
+	o.InvoiceID = inv
+	return o
+}
+
+// Issue 8 point 4: two renewal invoices of one order paid close together,
+// both planned before either took effect, the first one's reply lost after
+// its effect. Each renewal is guarded by the end time it expects, so the
+// second is never mistaken for the first: two paid, two applied.
+func TestTwoRenewalsPaidTogetherBothApply(t *testing.T) {
+	fake := newFake(t)
+	cfg := configFor(fake)
+	cfg.Timeout = 300 * time.Millisecond
+	p, err := codeguard.New(cfg, passwords(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signup := apply(t, p, prepared(t, p, op(events.SignupCustomer, 1, "example.com")))
+	orderID, _ := strconv.ParseInt(signup.Reference, 10, 64)
+	start, _ := fake.Order(orderID)
+
+	first := prepared(t, p, renewalOf(901))
+	second := prepared(t, p, renewalOf(902))
+	if first.Plan[codeguard.PlanEndtimeExpected] != second.Plan[codeguard.PlanEndtimeBefore] {
+		t.Fatalf("the second renewal starts at %s, want where the first ends (%s)",
+			second.Plan[codeguard.PlanEndtimeBefore], first.Plan[codeguard.PlanEndtimeExpected])
+	}
+
+	// The first renewal takes effect but its reply is lost.
+	fake.DelayOn(codeguard.PathRenew, time.Second)
+	if _, err := p.Apply(testCtx(t), first); err == nil || events.ClassOf(err) != events.Transient {
+		t.Fatalf("first renewal with a lost reply = %v, want transient", err)
+	}
+	fake.DelayOn(codeguard.PathRenew, 0)
+	if fake.Renewals() != 1 {
+		t.Fatalf("renewals = %d after the lost reply, want 1", fake.Renewals())
+	}
+	// The second is not fooled by the first's expiry move.
+	if _, found, err := p.Lookup(testCtx(t), second); err != nil || found {
+		t.Fatalf("Lookup(second) = %v, %v: the first renewal's effect was taken for the second's", found, err)
+	}
+	if out := apply(t, p, second); out.AlreadyDone {
+		t.Fatalf("second renewal reported AlreadyDone (%+v) while only the first took effect", out)
+	}
+	// The first one's retry finds its effect in place and does not renew again.
+	if out := apply(t, p, first); !out.AlreadyDone {
+		t.Fatalf("first renewal's retry = %+v, want AlreadyDone", out)
+	}
+	if n := fake.Renewals(); n != 2 {
+		t.Fatalf("renewals = %d, want 2 (two invoices paid)", n)
+	}
+	end, _ := fake.Order(orderID)
+	if want := time.Unix(start.End, 0).AddDate(0, 24, 0).Unix(); end.End != want {
+		t.Errorf("endtime %d, want %d (24 months on)", end.End, want)
+	}
+}
+
+// The later-planned renewal waits for the earlier one instead of renewing
+// first (which would let the earlier one take its effect for its own).
+func TestLaterRenewalWaitsForTheEarlierOne(t *testing.T) {
+	fake := newFake(t)
+	p := newProvider(t, fake, nil)
+	apply(t, p, prepared(t, p, op(events.SignupCustomer, 1, "example.com")))
+	first := prepared(t, p, renewalOf(901))
+	second := prepared(t, p, renewalOf(902))
+	_, err := p.Apply(testCtx(t), second)
+	if err == nil || events.ClassOf(err) != events.Transient || !strings.Contains(err.Error(), "waiting for the earlier renewal") {
+		t.Fatalf("second before first = %v, want a transient 'waiting' error", err)
+	}
+	if fake.Renewals() != 0 {
+		t.Fatal("the second renewal renewed before the first")
+	}
+	if out := apply(t, p, first); out.AlreadyDone {
+		t.Fatal("first renewal AlreadyDone")
+	}
+	if out := apply(t, p, second); out.AlreadyDone {
+		t.Fatal("second renewal AlreadyDone")
+	}
+	if n := fake.Renewals(); n != 2 {
+		t.Fatalf("renewals = %d, want 2", n)
+	}
+}
