@@ -7,8 +7,8 @@
 //	hookworker emit <type> [--file F]   publish an event (a built-in sample without --file)
 //	hookworker results [--all]          follow result events
 //	hookworker dlq list|show|replay|discard
-//	hookworker status                   streams, consumer lag, dead letters, provider health
-//	hookworker providers check          test connectivity and credentials of every configured provider
+//	hookworker status                   the running worker's streams, consumer lag, dead letters, provider health
+//	hookworker providers check          the running worker tests its providers (--local: with this command's settings)
 //	hookworker help                     every setting, its default and meaning
 package main
 
@@ -35,8 +35,8 @@ Usage:
   hookworker dlq show <seq>
   hookworker dlq replay <seq>... | --all [filters]
   hookworker dlq discard <seq>... | --all [filters]
-  hookworker status                      streams, consumer lag, dead letters, provider health
-  hookworker providers check             test every configured provider's connectivity and credentials
+  hookworker status                      the running worker's streams, consumer lag, dead letters, provider health
+  hookworker providers check             the running worker tests its providers now (--provider P, --local)
   hookworker help                        every setting (environment variable), its default and meaning
   hookworker version
 

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hookworker/hookworker/events"
@@ -285,7 +287,7 @@ func TestHooksLeaveModuleProductsToTheModule(t *testing.T) {
 }
 
 // rpcWorker runs a worker with the Comet fake answering request-reply on n.
-func rpcWorker(t *testing.T, n *natsEnv) (*comettest.Server, *workertest.Results) {
+func rpcWorker(t *testing.T, n *natsEnv, opts ...nats.Option) (*comettest.Server, *workertest.Results) {
 	t.Helper()
 	cs := comettest.NewServer()
 	t.Cleanup(cs.Close)
@@ -301,7 +303,19 @@ func rpcWorker(t *testing.T, n *natsEnv) (*comettest.Server, *workertest.Results
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js := workertest.Connect(t, n.url)
+	connect := func() (*nats.Conn, jetstream.JetStream) {
+		nc, err := nats.Connect(n.url, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc, js
+	}
+	nc, js := connect()
 	o := workertest.Options()
 	o.DuplicateWindow = 5 * time.Minute // as the test stream was created
 	w, err := worker.New(js, cat, map[string]worker.Provider{comet.Name: cp}, o, zaptest.NewLogger(t), nil)
@@ -317,7 +331,7 @@ func rpcWorker(t *testing.T, n *natsEnv) (*comettest.Server, *workertest.Results
 	}
 	t.Cleanup(rpc.Stop)
 	workertest.Run(t, w)
-	_, cjs := workertest.Connect(t, n.url)
+	_, cjs := connect()
 	return cs, workertest.CollectResults(t, cjs)
 }
 
@@ -350,6 +364,11 @@ func TestModuleSyncCallsAskTheWorker(t *testing.T) {
 		r = h.module("TestConnection", hwParams(map[string]any{"configoption1": "codeguard"}))[0]
 		if m := r.obj(t); m["success"] != false || !strings.Contains(m["error"].(string), `provider "codeguard" is not configured`) {
 			t.Errorf("TestConnection for a provider the worker lacks: %v", m)
+		}
+		// The Servers page: a hookworker server entry names its provider as Username.
+		r = h.module("TestConnection", map[string]any{"serverusername": "storegrid", "serverpassword": "S3cr3t-server-pass"})[0]
+		if m := r.obj(t); m["success"] != false || !strings.Contains(m["error"].(string), `provider "storegrid" is not configured`) {
+			t.Errorf("TestConnection of a server entry naming storegrid: %v", m)
 		}
 	})
 
@@ -451,5 +470,23 @@ func TestModuleWorkerNotAnswering(t *testing.T) {
 	// The lifecycle functions never ask: still success at once.
 	if got := h.module("SuspendAccount", slow)[0]; got.str(t) != "success" || got.Seconds > 1 {
 		t.Errorf("SuspendAccount: %s in %.2fs", got.Return, got.Seconds)
+	}
+}
+
+// The module's requests are authenticated like its publishes: the hook
+// config's token.
+func TestModuleRequestsUseTheHookCredentials(t *testing.T) {
+	const token = "tok-S3cr3t-nats"
+	n := startNATS(t, func(o *server.Options) { o.Authorization = token }, nats.Token(token))
+	rpcWorker(t, n, nats.Token(token))
+	h := newHW(t, n.url)
+	h.env["HW_TOKEN"] = "wrong-S3cr3t-token"
+	r := h.module("TestConnection", hwParams(nil))[0].obj(t)
+	if r["success"] != false || !strings.Contains(r["error"].(string), "Authorization Violation") || strings.Contains(r["error"].(string), "S3cr3t") {
+		t.Fatalf("TestConnection with a wrong token: %v", r)
+	}
+	h.env["HW_TOKEN"] = token
+	if r := h.module("TestConnection", hwParams(nil))[0].obj(t); r["success"] != true {
+		t.Fatalf("TestConnection with the token: %v", r)
 	}
 }

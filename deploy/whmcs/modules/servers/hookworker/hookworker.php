@@ -255,13 +255,17 @@ function hookworker_ask(string $subject, array $req, float $timeout): array
 
 /**
  * Test Connection: the worker runs `providers check` now, for the product's
- * provider when WHMCS passes product settings, else for every provider the
- * worker has (the Servers page passes none).
+ * provider when WHMCS passes product settings, else for the provider a
+ * hookworker server entry names as its Username, else for every provider the
+ * worker has.
  */
 function hookworker_TestConnection(array $params)
 {
     try {
         $provider = isset($params['configoption1']) && is_scalar($params['configoption1']) ? trim((string) $params['configoption1']) : '';
+        if ($provider === '' && isset($params['serverusername']) && in_array($params['serverusername'], array('comet', 'storegrid', 'codeguard'), true)) {
+            $provider = (string) $params['serverusername']; // a hookworker server entry may name its provider as Username
+        }
         $rep = hookworker_ask('hookworker.rpc.providers.check', array('provider' => $provider), hookworker_timeout($params));
         $failed = array();
         $ok = array();
