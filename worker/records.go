@@ -73,18 +73,32 @@ func newOwner(instance string) string {
 	return instance + "/" + hex.EncodeToString(b)
 }
 
-// claimOp reads op's record and reserves the operation for owner. A done
-// record is returned as is. A live lease of another owner is ErrBusy
-// (transient). prepare runs only when there is no record yet.
+// claimOp reserves the operation for owner. A done record is returned as
+// is. A live lease of another owner is ErrBusy (transient). prepare runs
+// only when there is no record yet (as far as we know).
+//
+// The Create of a new record is the claim: on a first delivery (lookFirst
+// false) the record is created without reading it first, and read only when
+// Create finds one; on a redelivery, where a record is likely, it is read
+// first. Either way the outcome is the same; only the round trips differ.
 func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, owner string, lease time.Duration,
-	prepare func() (map[string]string, error)) (claim, error) {
+	lookFirst bool, prepare func() (map[string]string, error)) (claim, error) {
 	key := RecordKey(op.Key)
 	for range 8 {
 		now := time.Now().UTC()
-		entry, err := kv.Get(ctx, key)
+		var entry jetstream.KeyValueEntry
+		var err error = jetstream.ErrKeyNotFound
+		looked := lookFirst
+		if lookFirst {
+			entry, err = kv.Get(ctx, key)
+		}
+		lookFirst = true // after a conflict, always read
 		if isNotFound(err) {
 			plan, err := prepare()
 			if err != nil {
+				if !looked {
+					continue // a record may answer without the plan: read it before failing
+				}
 				return claim{}, err
 			}
 			rec := Record{Key: op.Key, State: StateInFlight, Operation: op, Plan: plan, Owner: owner,

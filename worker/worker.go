@@ -197,6 +197,13 @@ fetch:
 		cancelWork()
 		<-done
 	}
+	// Acks are not waited for one by one: make sure the server has them
+	// all before Run returns.
+	if nc := w.js.Conn(); nc != nil && nc.IsConnected() {
+		if err := nc.FlushTimeout(5 * time.Second); err != nil {
+			w.log.Warn("could not flush the last acks; those events will be redelivered and answered from their records", zap.Error(err))
+		}
+	}
 	return nil
 }
 
@@ -303,12 +310,13 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.m.processed.WithLabelValues(typ, "retry").Inc()
 }
 
-// ack acknowledges and waits for the server's confirmation on a context of
-// its own, never the (possibly cancelled) work context.
+// ack acknowledges without waiting for the server's confirmation. Only
+// an event whose records and results are durably stored is acked, so a lost
+// ack costs a redelivery, which finds the done records and re-publishes
+// their results: waiting for the confirmation would buy nothing but a round
+// trip. On shutdown the connection is drained, which flushes pending acks.
 func (w *Worker) ack(msg jetstream.Msg) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return msg.DoubleAck(ctx)
+	return msg.Ack()
 }
 
 // heartbeat tells JetStream the message is still being worked on, every
@@ -338,7 +346,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	log := w.log.With(zap.String("event_id", env.ID), zap.String("operation", op.Key), zap.String("provider", op.Provider),
 		zap.String("action", string(op.Action)))
 	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
-	c, err := claimOp(ctx, w.kv, op, newOwner(w.instance), lease, func() (map[string]string, error) {
+	c, err := claimOp(ctx, w.kv, op, newOwner(w.instance), lease, meta.NumDelivered > 1, func() (map[string]string, error) {
 		plan, err := p.Prepare(ctx, op)
 		if err != nil {
 			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
@@ -391,7 +399,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 		}
 	}
 	rec.Attempts = w.appendAttempt(rec.Attempts, op, nil)
-	_, result, err := w.resultEnvelope(events.OutcomeSucceeded, env, op, resultFields{attempt: len(rec.Attempts), outcome: out})
+	resID, result, err := w.resultEnvelope(events.OutcomeSucceeded, env, op, resultFields{attempt: len(rec.Attempts), outcome: out})
 	if err != nil {
 		return rec, events.AsTransient(err, 0)
 	}
@@ -399,11 +407,22 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	rec.EventID, rec.EventSeq, rec.Backend = env.ID, meta.Sequence.Stream, backendOf(p)
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// The done record and the result are written at the same time, and the
+	// event is acked only when both are confirmed. Either failing fails the
+	// delivery: a redelivery finds the done record and re-publishes its
+	// result, or finds the effect by look-up and records it.
+	pub, perr := w.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded), result, jetstream.WithMsgID(resID))
 	if _, err := saveRecord(saveCtx, w.kv, rec, c.rev); err != nil {
-		// The effect exists; the next delivery finds it by look-up.
 		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Error("effect applied but its record could not be saved; the redelivery will look it up", zap.Error(err))
 		return rec, events.AsTransient(fmt.Errorf("save record: %w", err), 0)
+	}
+	if perr == nil {
+		perr = awaitPub(saveCtx, pub)
+	}
+	if perr != nil {
+		w.m.publishFailures.Inc()
+		return rec, events.AsTransient(fmt.Errorf("publish result: %w", perr), 0)
 	}
 	outcome := "succeeded"
 	if out.AlreadyDone {
@@ -412,10 +431,19 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	w.m.operations.WithLabelValues(op.Provider, string(op.Action), outcome).Inc()
 	log.Info("operation succeeded", zap.String("reference", out.Reference), zap.Bool("already_done", out.AlreadyDone),
 		zap.Int("attempt", len(rec.Attempts)))
-	if err := w.republish(rec, meta.Sequence.Stream); err != nil {
-		return rec, err
-	}
 	return rec, nil
+}
+
+// awaitPub waits for an asynchronous publish's confirmation.
+func awaitPub(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // apply calls the provider, retrying transient errors in process within the
