@@ -72,6 +72,7 @@ type config struct {
 	cases       map[string]bool
 	natsServer  string
 	keep        bool
+	hwBin       string
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	cases := flag.String("cases", "raw,watermill,hookworker,rss", "cases to run")
 	ns := flag.String("nats-server", "", "nats-server binary (default: PATH, then $GOPATH/bin, else go install)")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, stores)")
+	hwBin := flag.String("hookworker-bin", "", "use this hookworker binary instead of building ./cmd/hookworker")
 	flag.Parse()
 	if *role == "raw" {
 		if err := rawConsumer(*url); err != nil {
@@ -95,7 +97,7 @@ func main() {
 		}
 		return
 	}
-	cfg := config{n: *n, latSeconds: *lat, rssConc: *rssConc, rssN: *rssN, baselineRef: *base, natsServer: *ns, keep: *keep,
+	cfg := config{hwBin: *hwBin, n: *n, latSeconds: *lat, rssConc: *rssConc, rssN: *rssN, baselineRef: *base, natsServer: *ns, keep: *keep,
 		cases: map[string]bool{}}
 	var err error
 	if cfg.concs, err = intList(*concs); err != nil {
@@ -171,9 +173,12 @@ func run(cfg config) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "bench: building hookworker and bench-watermill")
-	hwBin := filepath.Join(dir, "hookworker")
-	if err := build(".", hwBin, "./cmd/hookworker"); err != nil {
-		return err
+	hwBin := cfg.hwBin
+	if hwBin == "" {
+		hwBin = filepath.Join(dir, "hookworker")
+		if err := build(".", hwBin, "./cmd/hookworker"); err != nil {
+			return err
+		}
 	}
 	wmBin := filepath.Join(dir, "bench-watermill")
 	if cfg.cases["watermill"] {
@@ -395,7 +400,7 @@ func runCase(cfg config, dir, nsBin, name string, n int, start starter) (result,
 	var maxInFlight atomic.Int64
 	stopSampling := make(chan struct{})
 	var sampling sync.WaitGroup
-	if inFlight != nil {
+	if inFlight != nil && strings.Contains(name, "RSS") { // scraping /metrics costs the worker CPU: only where RSS is measured
 		sampling.Add(1)
 		go func() {
 			defer sampling.Done()
