@@ -344,7 +344,9 @@ func runCase(cfg config, dir, nsBin, name string, n int, start starter) (result,
 		return r, err
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	// Publish bursts in windows of 1024 unconfirmed messages; a loaded
+	// machine may take a while to confirm them.
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
 	ctx := context.Background()
 	// The streams and bucket exactly as hookworker makes them; the
 	// hookworker consumer itself only where hookworker runs.
@@ -575,7 +577,7 @@ func publishBurst(js jetstream.JetStream, tag string, n int, seq *atomic.Uint64)
 		if err != nil {
 			return err
 		}
-		f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id))
+		f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Minute))
 		if err != nil {
 			return err
 		}
@@ -614,7 +616,7 @@ func publishPaced(js jetstream.JetStream, tag string, n int, rate float64, seq *
 				return nil, err
 			}
 			sent[id] = time.Now()
-			f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id))
+			f, err := js.PublishAsync(subject, b, jetstream.WithMsgID(id), jetstream.WithStallWait(time.Minute))
 			if err != nil {
 				return nil, err
 			}
