@@ -26,8 +26,9 @@ type state struct {
 	stored  []storedMsg
 	results []resultMsg
 	dead    []events.DeadLetter
-	// pending and ackPending are the consumer's counts at the end.
-	pending, ackPending uint64
+	// pending and ackPending are the consumer's counts at the end; every
+	// message up to ackFloor is acknowledged (or terminated).
+	pending, ackPending, ackFloor uint64
 	effects             []providerEffects
 }
 
@@ -101,7 +102,7 @@ func (c *chaos) collect(ctx context.Context) (state, error) {
 	if err != nil {
 		return st, err
 	}
-	st.pending, st.ackPending = q.pending, q.ackPending
+	st.pending, st.ackPending, st.ackFloor = q.pending, q.ackPending, q.ackFloor
 	st.effects = c.fakes.effects()
 	return st, nil
 }

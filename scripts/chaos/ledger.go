@@ -192,12 +192,12 @@ func computeLedger(st state) *ledger {
 				l.lost = append(l.lost, desc+": no dead letter")
 			}
 		case len(e.ops) == 0:
-			if l.stuck == 0 {
+			if l.stuck == 0 || m.seq <= st.ackFloor {
 				t.finished++
 				l.noop++
 			} else {
 				t.lost++
-				l.lost = append(l.lost, desc+": no operation, and the consumer is not drained")
+				l.lost = append(l.lost, desc+": no operation, and not acknowledged")
 			}
 		default:
 			finished := true

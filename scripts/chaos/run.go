@@ -509,7 +509,7 @@ func (c *chaos) settle(ctx context.Context, within time.Duration) (time.Duration
 }
 
 type queueState struct {
-	pending, ackPending, results, dead uint64
+	pending, ackPending, ackFloor, results, dead uint64
 }
 
 func (c *chaos) queueState(ctx context.Context) (queueState, error) {
@@ -522,7 +522,7 @@ func (c *chaos) queueState(ctx context.Context) (queueState, error) {
 	if err != nil {
 		return q, err
 	}
-	q.pending, q.ackPending = info.NumPending, uint64(info.NumAckPending)
+	q.pending, q.ackPending, q.ackFloor = info.NumPending, uint64(info.NumAckPending), info.AckFloor.Stream
 	for _, s := range []struct {
 		name string
 		n    *uint64
