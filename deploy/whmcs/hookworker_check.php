@@ -90,6 +90,19 @@ try {
     $say(false, 'NATS: ' . $e->getMessage());
 }
 
+if (isset($nats)) {
+    // The worker answers request-reply (events/rpc.go): needed by the
+    // hookworker module's Test Connection, single sign-on and status tab, not
+    // by the hooks (their events wait in the stream until a worker runs).
+    try {
+        $st = Hookworker::ask('hookworker.rpc.status', array(), 3.0);
+        $say(true, 'worker: ' . $st['worker'] . ' answers (' . (!empty($st['ready']) ? 'ready' : 'not ready: ' . $st['not_ready']) .
+            ', ' . $st['pending'] . ' pending, ' . $st['dead_letters'] . ' dead letter(s))');
+    } catch (Throwable $e) {
+        $say(null, 'worker: ' . $e->getMessage() . ' (events wait in the stream until one runs; the hookworker module\'s Test Connection, single sign-on and status tab need one)');
+    }
+}
+
 $spool = new HookworkerSpool($cfg['spool_dir']);
 if (!is_dir($spool->dir())) {
     $say(null, 'spool: ' . $spool->dir() . ' does not exist yet (created on first use; its parent must be writable)');

@@ -349,6 +349,15 @@ func TestModuleSyncCallsAskTheWorker(t *testing.T) {
 		t.Fatalf("signup result %+v", ok[0].Data)
 	}
 
+	t.Run("check tool", func(t *testing.T) {
+		c := exec.Command(h.php, filepath.Join(h.dir, "hookworker_check.php"))
+		c.Env = h.cmd().Env
+		out, err := c.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "ok worker: ") || !strings.Contains(string(out), " answers (ready") {
+			t.Errorf("hookworker_check.php with a worker: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("test connection", func(t *testing.T) {
 		c := h.module("TestConnection", hwParams(nil), "TestConnection", map[string]any{})
 		for _, x := range c {
@@ -441,6 +450,12 @@ func TestModuleWorkerNotAnswering(t *testing.T) {
 	n := startNATS(t, nil)
 	h := newHW(t, n.url)
 	fns := []any{"TestConnection", hwParams(nil), "ServiceSingleSignOn", hwParams(nil), "AdminServicesTabFields", hwParams(nil), "RetryNow", hwParams(nil)}
+
+	check := exec.Command(h.php, filepath.Join(h.dir, "hookworker_check.php"))
+	check.Env = h.cmd().Env
+	if out, err := check.CombinedOutput(); err != nil || !strings.Contains(string(out), "\n  worker: no hookworker worker is running") {
+		t.Errorf("hookworker_check.php without a worker (informational, not a failure): %v\n%s", err, out)
+	}
 
 	// No worker at all: no responders, answered at once.
 	for _, c := range h.module(fns...) {
