@@ -39,7 +39,7 @@ type Config struct {
 	EmbeddedTLSClientCA string `envconfig:"EMBEDDED_TLS_CLIENT_CA" desc:"CA file: the embedded NATS server then requires client certificates signed by it"`
 	DataDir             string `envconfig:"DATA_DIR" default:".hookworker" desc:"directory for the embedded server's JetStream store and generated secrets"`
 	Catalog             string `envconfig:"CATALOG" desc:"product catalog YAML file; empty uses the built-in sandbox catalog"`
-	Sandbox             string `envconfig:"SANDBOX" default:"memory" desc:"provider when no catalog is given: memory (in-process accounts) or fakes (in-process fake Comet, CodeGuard and StoreGrid servers)"`
+	Sandbox             string `envconfig:"SANDBOX" desc:"provider when no catalog is given: memory (in-process accounts) or fakes (in-process fake Comet, CodeGuard and StoreGrid servers); empty means memory, allowed only with the embedded server and no provider or WHMCS URL"`
 	PasswordSecret      string `envconfig:"PASSWORD_SECRET" desc:"secret (16+ bytes) to derive service passwords from when the WHMCS API is not configured; empty: generated once under HOOKWORKER_DATA_DIR"`
 
 	MetricsAddr string `envconfig:"METRICS_ADDR" default:"127.0.0.1:9464" desc:"address serving /metrics, /healthz and /readyz (empty = off)"`
@@ -108,7 +108,7 @@ func (c Config) validate() error {
 	if c.LogFormat != "console" && c.LogFormat != "json" {
 		return fmt.Errorf("HOOKWORKER_LOG_FORMAT: want console or json, got %q", c.LogFormat)
 	}
-	if c.Sandbox != "memory" && c.Sandbox != "fakes" {
+	if c.Sandbox != "" && c.Sandbox != "memory" && c.Sandbox != "fakes" {
 		return fmt.Errorf("HOOKWORKER_SANDBOX: want memory or fakes, got %q", c.Sandbox)
 	}
 	if c.PasswordSecret != "" && len(c.PasswordSecret) < 16 {
@@ -152,6 +152,43 @@ func (c Config) validate() error {
 		return err
 	}
 	return c.WHMCS.Validate()
+}
+
+// sandboxMode is the sandbox `hookworker run` uses: "" with a catalog,
+// else memory or fakes.
+func (c Config) sandboxMode() string {
+	switch {
+	case c.Catalog != "":
+		return ""
+	case c.Sandbox == "fakes":
+		return "fakes"
+	}
+	return "memory"
+}
+
+// requireCatalog refuses the implicit sandbox where real events may flow:
+// on an external NATS, or with a provider or the WHMCS write-back
+// configured. Choosing the sandbox (HOOKWORKER_SANDBOX) is always allowed.
+func (c Config) requireCatalog() error {
+	if c.Catalog != "" || c.Sandbox != "" {
+		return nil
+	}
+	var why string
+	switch {
+	case c.NATSURL != "":
+		why = "HOOKWORKER_NATS_URL is set (an external NATS carries real events)"
+	case c.Comet.URL != "":
+		why = "HOOKWORKER_COMET_URL is set"
+	case c.CodeGuard.Enabled():
+		why = "CodeGuard is configured (HOOKWORKER_CODEGUARD_*)"
+	case c.StoreGrid.URL != "":
+		why = "HOOKWORKER_STOREGRID_URL is set"
+	case c.WHMCS.Enabled():
+		why = "the WHMCS write-back is configured (HOOKWORKER_WHMCS_API_URL)"
+	default:
+		return nil
+	}
+	return fmt.Errorf("HOOKWORKER_CATALOG: required because %s: without a catalog every event would be provisioned at the sandbox, never at a real provider. Set HOOKWORKER_CATALOG to your catalog file, or HOOKWORKER_SANDBOX=memory (or fakes) to choose the sandbox explicitly", why)
 }
 
 // embeddedTokenFile is where `hookworker run` keeps the token it generated

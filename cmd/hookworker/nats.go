@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,7 +155,7 @@ func (c Config) connect(log *zap.Logger, embedded bool) (*broker, error) {
 			hint = "HOOKWORKER_NATS_URL (empty: the embedded server of a running `hookworker run` on HOOKWORKER_EMBEDDED_LISTEN)"
 		}
 		if errors.Is(err, nats.ErrAuthorization) {
-			return nil, fmt.Errorf("NATS at %s refused the credentials (check HOOKWORKER_NATS_CREDS / _USER / _PASSWORD / _TOKEN)", redactURL(url))
+			return nil, configError{fmt.Errorf("NATS at %s refused the credentials (check HOOKWORKER_NATS_CREDS / _USER / _PASSWORD / _TOKEN)", redactURL(url))}
 		}
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w; check %s", redactURL(url), err, hint)
 	}
@@ -164,6 +166,37 @@ func (c Config) connect(log *zap.Logger, embedded bool) (*broker, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.nc, b.js = nc, js
+	return b, nil
+}
+
+// connectWaiting connects as connect does, but waits for an external NATS
+// that is not reachable yet: it retries with backoff (logging each try and
+// saying so on /readyz) until it connects or ctx ends. Refused
+// credentials and bad settings are not retried.
+func (c Config) connectWaiting(ctx context.Context, log *zap.Logger, ready *readiness) (*broker, error) {
+	policy := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
+		backoff.WithMaxInterval(15*time.Second), backoff.WithMaxElapsedTime(0)), ctx)
+	attempt := 0
+	var b *broker
+	err := backoff.RetryNotify(func() error {
+		attempt++
+		var err error
+		b, err = c.connect(log, true)
+		var ce configError
+		if errors.As(err, &ce) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, policy, func(err error, d time.Duration) {
+		ready.starting(fmt.Sprintf("connecting to NATS (attempt %d failed: %v)", attempt, err))
+		log.Warn("NATS not reachable; retrying", zap.Int("attempt", attempt), zap.Duration("in", d), zap.Error(err))
+	})
+	if err != nil {
+		return nil, err
+	}
+	if attempt > 1 {
+		log.Info("connected to NATS", zap.Int("attempts", attempt))
+	}
 	return b, nil
 }
 

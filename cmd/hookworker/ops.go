@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"sync"
 
 	"go.uber.org/zap"
@@ -15,22 +17,24 @@ func (c Config) opsConfig() ops.Config {
 	return ops.Config{Addr: c.OpsAddr, Token: c.OpsToken, User: c.OpsUser, Password: c.OpsPassword}
 }
 
-// startOps serves the ops page on HOOKWORKER_OPS_ADDR (empty: off) until
-// ctx ends.
-func startOps(ctx context.Context, wg *sync.WaitGroup, cfg Config, w *worker.Worker, log *zap.Logger, errc chan<- error) error {
-	if cfg.OpsAddr == "" {
-		return nil
+// startOps serves the ops page on ln (bound to HOOKWORKER_OPS_ADDR) until
+// ctx ends. In a sandbox mode every page carries a banner saying so.
+func startOps(ctx context.Context, wg *sync.WaitGroup, cfg Config, w *worker.Worker, ln net.Listener, sandboxMode string, log *zap.Logger, errc chan<- error) error {
+	oc := cfg.opsConfig()
+	if sandboxMode != "" {
+		oc.Banner = "Sandbox mode (" + sandboxMode + "): no catalog is loaded (HOOKWORKER_CATALOG is empty), so every event is provisioned at the sandbox, never at a real provider."
 	}
-	srv, err := ops.New(cfg.opsConfig(), w.JetStream(), w, log)
+	srv, err := ops.New(oc, w.JetStream(), w, log)
 	if err != nil {
 		return configError{err}
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.ListenAndServe(ctx); err != nil && ctx.Err() == nil {
-			errc <- err
+		if err := srv.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+			errc <- fmt.Errorf("HOOKWORKER_OPS_ADDR: %w", err)
 		}
 	}()
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("setting", "HOOKWORKER_OPS_ADDR"))
 	return nil
 }

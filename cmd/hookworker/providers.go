@@ -55,7 +55,7 @@ func (s *setup) close() {
 // catalog file, the sandbox (memory or fakes), and loads the catalog.
 func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*setup, error) {
 	s := &setup{providers: map[string]worker.Provider{}}
-	if cfg.Catalog == "" && cfg.Sandbox == "fakes" {
+	if cfg.sandboxMode() == "fakes" {
 		cs, cg, sg := comettest.NewServer(), codeguardtest.NewServer(), storegridtest.NewServer()
 		sg.AddReseller("hookworker-demo")
 		s.closers = append(s.closers, cs.Close, cg.Close, sg.Close)
@@ -96,7 +96,7 @@ func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*set
 		}
 		s.providers[storegrid.Name] = p
 	}
-	fake := cfg.Catalog == "" && cfg.Sandbox == "fakes"
+	fake := cfg.sandboxMode() == "fakes"
 	for name, p := range s.providers {
 		s.providers[name] = described{p, backendName(name, providerURL(cfg, name), fake)}
 	}
@@ -104,7 +104,7 @@ func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*set
 	switch {
 	case cfg.Catalog != "":
 		s.catalog, err = catalog.Load(cfg.Catalog, validators)
-	case cfg.Sandbox == "fakes":
+	case cfg.sandboxMode() == "fakes":
 		s.catalog, err = builtinCatalog("fakes.yaml")
 	default:
 		s.providers[sandbox.Name] = described{sandbox.New(), "sandbox (in-process memory)"}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -64,57 +65,103 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 		}
 		passwords = whmcs.FallbackPasswords(wb, derived)
 	}
+	if err := cfg.requireCatalog(); err != nil {
+		return configError{err}
+	}
 	set, err := buildProviders(cfg, passwords, log)
 	if err != nil {
 		return err
 	}
 	defer set.close()
-
-	b, err := cfg.connect(log, true)
-	if err != nil {
-		return err
+	sandboxMode := cfg.sandboxMode()
+	if sandboxMode != "" {
+		where := "the in-process sandbox provider (accounts in memory)"
+		if sandboxMode == "fakes" {
+			where = "in-process fake Comet, CodeGuard and StoreGrid servers"
+		}
+		log.Warn("SANDBOX MODE: no catalog (HOOKWORKER_CATALOG is empty), so every event is provisioned at "+where+
+			", never at a real provider", zap.String("sandbox", sandboxMode))
+	} else if cfg.Sandbox != "" {
+		log.Warn("HOOKWORKER_SANDBOX is ignored: HOOKWORKER_CATALOG is set", zap.String("catalog", cfg.Catalog))
 	}
-	defer b.close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hookworker_build_info", Help: "Always 1; the version label says which build runs."}, []string{"version"})
-	buildInfo.WithLabelValues(version).Set(1)
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hookworker_build_info",
+		Help: "Always 1; the version label says which build runs, sandbox which sandbox it provisions at (memory, fakes; empty with a catalog)."},
+		[]string{"version", "sandbox"})
+	buildInfo.WithLabelValues(version, sandboxMode).Set(1)
 	reg.MustRegister(buildInfo)
 	metrics := worker.NewMetrics(reg)
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // after stopAll, deferred below
+	errc := make(chan error, 4)
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	// Both listeners are bound before anything else, so that a busy port is
+	// a configuration error (exit 2) before any event is consumed, and
+	// /readyz answers 503 while NATS is still out of reach.
+	ready := &readiness{}
+	ready.starting("connecting to NATS")
+	if cfg.MetricsAddr != "" {
+		srv := &http.Server{Handler: healthMux(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+		if err := serve(runCtx, &wg, srv, cfg.MetricsAddr, "HOOKWORKER_METRICS_ADDR", log, errc); err != nil {
+			return err
+		}
+	}
+	var opsLn net.Listener
+	if cfg.OpsAddr != "" {
+		if opsLn, err = net.Listen("tcp", cfg.OpsAddr); err != nil {
+			return configError{fmt.Errorf("HOOKWORKER_OPS_ADDR: cannot listen on %s: %w", cfg.OpsAddr, err)}
+		}
+		defer opsLn.Close()
+	}
+
+	b, err := cfg.connectWaiting(runCtx, log, ready)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before NATS was reachable")
+			return nil
+		}
+		return err
+	}
+	defer b.close()
 
 	w, err := worker.New(b.js, set.catalog, set.providers, cfg.Options, log, metrics)
 	if err != nil {
 		return configError{err}
 	}
-	// A NATS cluster that is still forming answers stream creation late:
-	// keep trying for a while instead of exiting.
+	// JetStream may answer late (a cluster still forming, a server
+	// restarting): keep trying, logging each try, until it does or we are
+	// stopped.
+	ready.starting("setting up streams")
 	setup := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(500*time.Millisecond),
-		backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(2*time.Minute)), ctx)
+		backoff.WithMaxInterval(15*time.Second), backoff.WithMaxElapsedTime(0)), ctx)
+	attempt := 0
 	err = backoff.RetryNotify(func() error {
+		attempt++
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		return w.Setup(sctx)
 	}, setup, func(err error, d time.Duration) {
-		log.Warn("setting up streams failed; retrying", zap.Error(err), zap.Duration("in", d))
+		ready.starting(fmt.Sprintf("setting up streams (attempt %d failed: %v)", attempt, err))
+		log.Warn("setting up streams failed; retrying", zap.Int("attempt", attempt), zap.Duration("in", d), zap.Error(err))
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before the streams were set up")
+			return nil
+		}
 		return fmt.Errorf("set up streams on NATS: %w", err)
 	}
+	ready.use(w)
 	log.Info("catalog loaded", zap.Int("products", len(set.catalog.Products())), zap.Strings("providers", w.Providers()))
 
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	runCtx, stopAll := context.WithCancel(ctx)
-	defer stopAll()
-	if cfg.MetricsAddr != "" {
-		srv := &http.Server{Handler: healthMux(reg, w), ReadHeaderTimeout: 5 * time.Second}
-		if err := serve(runCtx, &wg, srv, cfg.MetricsAddr, "HOOKWORKER_METRICS_ADDR", log, errc); err != nil {
+	if opsLn != nil {
+		if err := startOps(runCtx, &wg, cfg, w, opsLn, sandboxMode, log, errc); err != nil {
 			return err
 		}
-	}
-	if err := startOps(runCtx, &wg, cfg, w, log, errc); err != nil {
-		return err
 	}
 	rpc, err := w.StartRPC(runCtx, b.nc) // status, providers check, WHMCS module requests
 	if err != nil {
@@ -153,9 +200,30 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 	return err
 }
 
+// readiness is what /readyz reports: why start-up is not done yet, then
+// the worker's own readiness.
+type readiness struct {
+	state atomic.Pointer[string]
+	w     atomic.Pointer[worker.Worker]
+}
+
+func (r *readiness) starting(what string) { r.state.Store(&what) }
+func (r *readiness) use(w *worker.Worker) { r.w.Store(w) }
+
+// Ready reports why the worker is not ready, or nil.
+func (r *readiness) Ready() error {
+	if w := r.w.Load(); w != nil {
+		return w.Ready()
+	}
+	if s := r.state.Load(); s != nil {
+		return errors.New("starting: " + *s)
+	}
+	return errors.New("starting")
+}
+
 // healthMux serves /metrics, /healthz (the process is alive) and /readyz
 // (connected, streams and consumer present, catalog loaded).
-func healthMux(reg *prometheus.Registry, w *worker.Worker) http.Handler {
+func healthMux(reg *prometheus.Registry, w interface{ Ready() error }) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {

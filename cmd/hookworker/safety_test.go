@@ -1,15 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookworker/hookworker/worker"
 )
 
 // With HOOKWORKER_EMBEDDED_LISTEN off loopback and no credentials set, the
@@ -101,4 +111,235 @@ func (in *instance) dataDir() string { return in.setting("HOOKWORKER_DATA_DIR") 
 
 func (in *instance) clientURL() string {
 	return Config{EmbeddedListen: in.setting("HOOKWORKER_EMBEDDED_LISTEN")}.clientURL()
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a subprocess writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is a `hookworker run` whose output can be read while it runs.
+type process struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan int
+}
+
+func startProcess(t *testing.T, env ...string) *process {
+	t.Helper()
+	p := &process{out: &syncBuffer{}, done: make(chan int, 1)}
+	p.cmd = exec.Command(binary(t), "run")
+	p.cmd.Env = append(append(os.Environ(), "HOOKWORKER_DATA_DIR="+t.TempDir(), "HOOKWORKER_EMBEDDED_LISTEN="+freeAddr(t),
+		"HOOKWORKER_OPS_ADDR=", "HOOKWORKER_METRICS_ADDR=", "HOOKWORKER_LOG_FORMAT=json", "HOOKWORKER_STATS_INTERVAL=200ms",
+		"HOOKWORKER_FETCH_WAIT=200ms"), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		p.done <- p.cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("hookworker run output:\n%s", p.out.String())
+		}
+	})
+	return p
+}
+
+// exit waits for the process to exit by itself.
+func (p *process) exit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-p.done:
+		return code
+	case <-time.After(within):
+		t.Fatalf("hookworker run still running after %s:\n%s", within, p.out.String())
+		return -1
+	}
+}
+
+// A worker connected to an external NATS, or given a provider or WHMCS
+// URL, refuses to start without a catalog unless the sandbox is chosen:
+// no real event is ever marked provisioned at the sandbox.
+func TestNoSilentSandbox(t *testing.T) {
+	ns, err := worker.StartEmbedded(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	external := "HOOKWORKER_NATS_URL=" + ns.ClientURL()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"external NATS", []string{external}, "HOOKWORKER_NATS_URL is set"},
+		{"Comet URL", []string{"HOOKWORKER_COMET_URL=http://127.0.0.1:1", "HOOKWORKER_COMET_USERNAME=admin", "HOOKWORKER_COMET_PASSWORD=s3cr3t-pa55"}, "HOOKWORKER_COMET_URL is set"},
+		{"StoreGrid URL", []string{"HOOKWORKER_STOREGRID_URL=https://127.0.0.1:1", "HOOKWORKER_STOREGRID_USERNAME=admin", "HOOKWORKER_STOREGRID_PASSWORD=s3cr3t-pa55"}, "HOOKWORKER_STOREGRID_URL is set"},
+		{"WHMCS write-back", []string{"HOOKWORKER_WHMCS_API_URL=https://127.0.0.1:1/includes/api.php", "HOOKWORKER_WHMCS_IDENTIFIER=id", "HOOKWORKER_WHMCS_SECRET=s3cr3t-pa55"}, "WHMCS write-back"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProcess(t, tc.env...)
+			if code := p.exit(t, 20*time.Second); code != 2 {
+				t.Fatalf("exit %d, want 2", code)
+			}
+			out := p.out.String()
+			for _, want := range []string{"HOOKWORKER_CATALOG", tc.want, "HOOKWORKER_SANDBOX=memory"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output does not say %q:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, "s3cr3t-pa55") {
+				t.Error("output shows a secret")
+			}
+		})
+	}
+	// Nothing was consumed from the external NATS by the refused worker.
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Stream(context.Background(), worker.EventsStream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the refused worker set up streams on the external NATS: %v", err)
+	}
+
+	t.Run("sandbox chosen explicitly", func(t *testing.T) {
+		metrics := freeAddr(t)
+		p := startProcess(t, external, "HOOKWORKER_SANDBOX=memory", "HOOKWORKER_METRICS_ADDR="+metrics)
+		waitReady(t, metrics, p)
+		body := get(t, "http://"+metrics+"/metrics")
+		if !strings.Contains(body, `hookworker_build_info{sandbox="memory",version=`) {
+			t.Errorf("metrics do not label the sandbox:\n%s", grep(body, "hookworker_build_info"))
+		}
+		if out := p.out.String(); !strings.Contains(out, `"level":"warn"`) || !strings.Contains(out, "SANDBOX MODE") {
+			t.Errorf("no sandbox warning in the log:\n%s", out)
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.exit(t, 20*time.Second); code != 0 {
+			t.Errorf("exit %d after SIGTERM", code)
+		}
+	})
+}
+
+// Start-up waits for a NATS that comes up late: each try is logged,
+// /readyz answers 503 meanwhile, and the worker then consumes.
+func TestStartupWaitsForLateNATS(t *testing.T) {
+	addr, metrics := freeAddr(t), freeAddr(t)
+	p := startProcess(t, "HOOKWORKER_NATS_URL=nats://"+addr, "HOOKWORKER_SANDBOX=memory", "HOOKWORKER_METRICS_ADDR="+metrics)
+	workertestEventually(t, 20*time.Second, "two logged tries", func() bool {
+		return strings.Count(p.out.String(), "NATS not reachable; retrying") >= 2
+	})
+	res, err := http.Get("http://" + metrics + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "connecting to NATS") {
+		t.Fatalf("/readyz while NATS is down: %d %s", res.StatusCode, b)
+	}
+	if h, err := http.Get("http://" + metrics + "/healthz"); err != nil || h.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz while NATS is down: %v %v", h, err)
+	}
+	select {
+	case code := <-p.done:
+		t.Fatalf("hookworker run exited (%d) while NATS was down", code)
+	default:
+	}
+
+	ns, err := worker.StartEmbedded(t.TempDir(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	waitReady(t, metrics, p)
+	if !strings.Contains(p.out.String(), "connected to NATS") {
+		t.Errorf("no line saying NATS was reached")
+	}
+	emit := exec.Command(binary(t), "emit", "order.accepted")
+	emit.Env = append(os.Environ(), "HOOKWORKER_NATS_URL=nats://"+addr)
+	if out, err := emit.CombinedOutput(); err != nil {
+		t.Fatalf("emit: %v\n%s", err, out)
+	}
+	workertestEventually(t, 20*time.Second, "the event to be provisioned", func() bool {
+		return strings.Contains(p.out.String(), "operation succeeded")
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exit(t, 20*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
+	}
+}
+
+// A SIGTERM while waiting for NATS ends the process cleanly.
+func TestStopWhileWaitingForNATS(t *testing.T) {
+	p := startProcess(t, "HOOKWORKER_NATS_URL=nats://"+freeAddr(t), "HOOKWORKER_SANDBOX=memory")
+	workertestEventually(t, 20*time.Second, "a logged try", func() bool {
+		return strings.Contains(p.out.String(), "NATS not reachable; retrying")
+	})
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exit(t, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM while waiting, want 0", code)
+	}
+}
+
+func waitReady(t *testing.T, metrics string, p *process) {
+	t.Helper()
+	workertestEventually(t, 30*time.Second, "/readyz 200", func() bool {
+		res, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func workertestEventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -24,6 +24,9 @@ type Config struct {
 	// User and Password enable HTTP basic auth (HOOKWORKER_OPS_USER,
 	// HOOKWORKER_OPS_PASSWORD), as an alternative to or alongside Token.
 	User, Password string
+	// Banner, when set, is shown on top of every page (login included), for
+	// example that the worker runs in a sandbox mode.
+	Banner string
 }
 
 // hasCredentials reports whether any way to authenticate is configured.

@@ -56,11 +56,13 @@ type page struct {
 	Session bool // logged in with a session cookie: offer to sign out
 	Nav     bool // show the navigation (false on the login page)
 	Now     time.Time
+	Banner  string // Config.Banner
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name string, p page) {
 	p.CSRF = s.csrfToken(w, r)
 	p.Now = s.now().UTC()
+	p.Banner = s.cfg.Banner
 	p.Nav = name != "login" && code != http.StatusUnauthorized
 	p.Session = who(r) == "session"
 	if r.Method == http.MethodGet {
