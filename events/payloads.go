@@ -20,7 +20,11 @@ type Client struct {
 	Postcode    string `json:"postcode,omitempty"`
 	Country     string `json:"country,omitempty"` // ISO 3166-1 alpha-2
 	PhoneNumber string `json:"phonenumber,omitempty"`
-	Language    string `json:"language,omitempty"`
+	// PhoneCC is WHMCS's "phonecc": the country calling code of
+	// PhoneNumber (WHMCS derives it from the country when the number has
+	// no "+CC." prefix).
+	PhoneCC  string `json:"phonecc,omitempty"`
+	Language string `json:"language,omitempty"`
 }
 
 func (c Client) validate(prefix string) error {

@@ -1299,6 +1299,8 @@ if (!class_exists('HookworkerError', false)) {
                 'postcode' => array('postcode'),
                 'country' => array('countrycode', 'country'),
                 'phonenumber' => array('phonenumber', 'telephoneNumber'),
+                // WHMCS's calling code of phonenumber (lib/Client.php formatPhoneNumber)
+                'phonecc' => array('phonecc'),
                 'language' => array('language'),
             );
             foreach ($optional as $field => $keys) {
@@ -1473,8 +1475,16 @@ if (!class_exists('HookworkerError', false)) {
                 return array();
             }
             $client = self::clientFrom($vars, $cid);
+            $noCallingCode = isset($client['phonenumber']) && !isset($client['phonecc']) && substr($client['phonenumber'], 0, 1) !== '+';
             if ($client['email'] === '') {
                 $client = self::clientDetails($cid, $cfg);
+            } elseif ($noCallingCode) {
+                // GetClientsDetails has WHMCS's own phonecc for the number
+                try {
+                    $client = self::clientDetails($cid, $cfg);
+                } catch (Throwable $e) {
+                    self::log('ClientAdd ' . $cid . ': no calling code for the phone number (GetClientsDetails failed: ' . $e->getMessage() . ')');
+                }
             }
             $data = array('client' => $client);
             $allow = $cfg['client_custom_fields'];

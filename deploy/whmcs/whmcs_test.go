@@ -504,6 +504,10 @@ func TestHooksPublishEvents(t *testing.T) {
 	if oa.OrderID != 50 || oa.InvoiceID != 500 || oa.Client.ID != 7 || oa.Client.Email != "ada@example.com" || len(oa.Services) != 2 {
 		t.Fatalf("order.accepted: %+v", oa)
 	}
+	// WHMCS's own split of the phone (issue 8.5): phonecc + national number.
+	if oa.Client.PhoneCC != "44" || oa.Client.PhoneNumber != "2071234567" {
+		t.Errorf("order.accepted client phone = %q / %q, want phonecc 44 and phonenumber 2071234567", oa.Client.PhoneCC, oa.Client.PhoneNumber)
+	}
 	s0, s1 := oa.Services[0], oa.Services[1]
 	if s0.ServiceID != 101 || s0.ProductID != 5 || s0.Domain != "backup1.example.com" || s0.BillingCycle != "Monthly" ||
 		s0.Username != "ada101" || s0.CustomUsername != "ada-backup" {

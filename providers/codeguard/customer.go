@@ -17,41 +17,52 @@ const (
 	passwordPadding = "aA1_" // one of each class LogicBoxes requires
 )
 
-// callingCodes maps ISO 3166-1 alpha-2 to the country calling code, for
-// phone numbers WHMCS stores without the "+CC." prefix.
-var callingCodes = map[string]string{
-	"US": "1", "CA": "1", "GB": "44", "IE": "353", "DE": "49", "FR": "33", "NL": "31", "BE": "32", "LU": "352",
-	"ES": "34", "PT": "351", "IT": "39", "CH": "41", "AT": "43", "DK": "45", "SE": "46", "NO": "47", "FI": "358",
-	"PL": "48", "CZ": "420", "GR": "30", "TR": "90", "RU": "7", "UA": "380", "IN": "91", "CN": "86", "JP": "81",
-	"KR": "82", "SG": "65", "MY": "60", "ID": "62", "PH": "63", "TH": "66", "VN": "84", "AU": "61", "NZ": "64",
-	"ZA": "27", "NG": "234", "KE": "254", "EG": "20", "AE": "971", "SA": "966", "IL": "972", "BR": "55", "MX": "52",
-	"AR": "54", "CL": "56", "CO": "57", "PK": "92", "BD": "880", "HK": "852", "TW": "886",
-}
+// stateNotApplicable is the state LogicBoxes documents for an address
+// without one; drzigman/WWW-LogicBoxes (lib/WWW/LogicBoxes/Role/Command/
+// Customer.pm @748735e, create_customer) sends it the same way.
+const stateNotApplicable = "Not Applicable"
 
-// splitPhone turns a WHMCS phone number into LogicBoxes phone-cc and phone.
-// WHMCS's formatted numbers look like "+44.2071234567"; a number without the
-// dot takes its calling code from a leading "+" matching the client's
-// country, else from the country alone. Missing parts get placeholders.
-func splitPhone(raw, country string) (cc, phone string) {
-	raw = strings.TrimSpace(raw)
-	cc = callingCodes[strings.ToUpper(country)]
+// italyCC is the one calling code whose numbers keep their leading zero.
+const italyCC = "39"
+
+// splitPhone turns a WHMCS client's phone into LogicBoxes phone-cc and
+// phone the way WHMCS itself splits it (lib/Client.php formatPhoneNumber,
+// WHMCS 8.7): the calling code is WHMCS's "phonecc" (which WHMCS derives
+// from the client's country when the number has no prefix), else the part
+// of a "+CC.NUMBER" number (WHMCS's telephoneNumber / phonenumberformatted)
+// before the dot; the number is its digits, without leading zeros except
+// for Italy. No calling code is guessed: a number without one is a
+// permanent error naming the field. A client without any phone number gets
+// the placeholders LogicBoxes accepts.
+func splitPhone(cl events.Client) (cc, phone string, err error) {
+	raw := strings.TrimSpace(cl.PhoneNumber)
+	cc = digits(cl.PhoneCC)
+	number := raw
 	if strings.HasPrefix(raw, "+") {
 		if a, b, ok := strings.Cut(raw[1:], "."); ok && digits(a) != "" {
-			return digits(a), orDefault(digits(b), placeholderTel)
+			if cc == "" {
+				cc = digits(a)
+			}
+			number = b
+		} else if d := digits(raw); cc != "" && strings.HasPrefix(d, cc) && len(d) > len(cc) {
+			number = d[len(cc):]
+		} else {
+			cc, number = "", d
 		}
-		d := digits(raw)
-		if cc != "" && strings.HasPrefix(d, cc) && len(d) > len(cc) {
-			return cc, d[len(cc):]
-		}
-		if cc == "" {
-			cc = defaultPhoneCC
-		}
-		return cc, orDefault(d, placeholderTel)
 	}
-	if cc == "" {
-		cc = defaultPhoneCC
+	phone = digits(number)
+	if cc != italyCC {
+		phone = strings.TrimLeft(phone, "0")
 	}
-	return cc, orDefault(digits(raw), placeholderTel)
+	switch {
+	case phone == "" && raw == "":
+		return orDefault(cc, defaultPhoneCC), placeholderTel, nil
+	case phone == "":
+		return "", "", events.Permanentf(`client %d: field "phonenumber" holds no digits`, cl.ID)
+	case cc == "":
+		return "", "", events.Permanentf(`client %d: field "phonecc" is missing and field "phonenumber" is not "+CC.NUMBER": no country calling code to send as phone-cc`, cl.ID)
+	}
+	return cc, phone, nil
 }
 
 func digits(s string) string {
@@ -72,7 +83,9 @@ func orDefault(s, def string) string {
 }
 
 // signupFields builds customers/signup.json fields from the WHMCS client.
-func signupFields(cl events.Client, password, lang string) CustomerSignup {
+// It fails (permanently, naming the field) only when the phone cannot be
+// split.
+func signupFields(cl events.Client, password, lang string) (CustomerSignup, error) {
 	username := strings.ToLower(strings.TrimSpace(cl.Email))
 	name := strings.TrimSpace(cl.FirstName + " " + cl.LastName)
 	if name == "" {
@@ -80,7 +93,10 @@ func signupFields(cl events.Client, password, lang string) CustomerSignup {
 		name = local
 	}
 	country := strings.ToUpper(strings.TrimSpace(cl.Country))
-	cc, phone := splitPhone(cl.PhoneNumber, country)
+	cc, phone, err := splitPhone(cl)
+	if err != nil {
+		return CustomerSignup{}, err
+	}
 	if l := strings.ToLower(strings.TrimSpace(cl.Language)); lang == "" && langPref.MatchString(l) {
 		lang = l
 	}
@@ -92,13 +108,13 @@ func signupFields(cl events.Client, password, lang string) CustomerSignup {
 		AddressLine1: orDefault(cl.Address1, placeholder),
 		AddressLine2: strings.TrimSpace(cl.Address2),
 		City:         orDefault(cl.City, placeholder),
-		State:        orDefault(cl.State, placeholder),
+		State:        orDefault(cl.State, stateNotApplicable),
 		Country:      country,
 		Zipcode:      orDefault(cl.Postcode, placeholderZip),
 		PhoneCC:      cc,
 		Phone:        phone,
 		LangPref:     orDefault(lang, "en"),
-	}
+	}, nil
 }
 
 // fitPassword makes a password LogicBoxes accepts under both of its

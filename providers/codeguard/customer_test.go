@@ -7,23 +7,37 @@ import (
 	"github.com/hookworker/hookworker/events"
 )
 
+// Issue 8 point 5: phone-cc and phone come from WHMCS's phonecc and
+// phonenumber (GetClientsDetails, lib/Client.php formatPhoneNumber in 8.7:
+// phonenumber = the national digits, phonecc = the calling code,
+// telephoneNumber / phonenumberformatted = "+CC.NUMBER"), never from a
+// country table.
 func TestSplitPhone(t *testing.T) {
 	for _, tc := range []struct {
-		raw, country, cc, phone string
+		name              string
+		cl                events.Client
+		cc, phone, errHas string
 	}{
-		{"+44.2071234567", "GB", "44", "2071234567"},
-		{"+1.5551234567", "US", "1", "5551234567"},
-		{"+91.98 7654 3210", "IN", "91", "9876543210"},
-		{"+44 20 7123 4567", "GB", "44", "2071234567"},
-		{"020 7123 4567", "GB", "44", "02071234567"},
-		{"555-123-4567", "", "1", "5551234567"},
-		{"", "DE", "49", "0000000000"},
-		{"", "", "1", "0000000000"},
-		{"+.", "FR", "33", "0000000000"},
+		{"WHMCS phonecc + phonenumber", events.Client{PhoneCC: "44", PhoneNumber: "2071234567", Country: "GB"}, "44", "2071234567", ""},
+		{"phonecc with a trunk zero", events.Client{PhoneCC: "44", PhoneNumber: "02071234567", Country: "GB"}, "44", "2071234567", ""},
+		{"Italy keeps its zero", events.Client{PhoneCC: "39", PhoneNumber: "0612345678", Country: "IT"}, "39", "0612345678", ""},
+		{"telephoneNumber +CC.NUMBER", events.Client{PhoneNumber: "+44.1234567890", Country: "GB"}, "44", "1234567890", ""},
+		{"calling code differs from the country", events.Client{PhoneCC: "1", PhoneNumber: "5551234567", Country: "GB"}, "1", "5551234567", ""},
+		{"+CC.NUMBER of another country", events.Client{PhoneNumber: "+91.98 7654 3210", Country: "GB"}, "91", "9876543210", ""},
+		{"+CC without a dot, phonecc given", events.Client{PhoneCC: "44", PhoneNumber: "+44 20 7123 4567"}, "44", "2071234567", ""},
+		{"no phone at all", events.Client{Country: "DE"}, "1", "0000000000", ""},
+		{"no calling code", events.Client{ID: 7, PhoneNumber: "020 7123 4567", Country: "GB"}, "", "", `"phonecc" is missing`},
+		{"+ without a dot or phonecc", events.Client{ID: 7, PhoneNumber: "+442071234567", Country: "GB"}, "", "", `"phonecc" is missing`},
+		{"no digits", events.Client{ID: 7, PhoneCC: "44", PhoneNumber: "n/a"}, "", "", `"phonenumber" holds no digits`},
 	} {
-		cc, phone := splitPhone(tc.raw, tc.country)
-		if cc != tc.cc || phone != tc.phone {
-			t.Errorf("splitPhone(%q, %q) = %q, %q; want %q, %q", tc.raw, tc.country, cc, phone, tc.cc, tc.phone)
+		cc, phone, err := splitPhone(tc.cl)
+		switch {
+		case tc.errHas != "":
+			if err == nil || events.ClassOf(err) != events.Permanent || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("%s: err %v, want a permanent error containing %q", tc.name, err, tc.errHas)
+			}
+		case err != nil || cc != tc.cc || phone != tc.phone:
+			t.Errorf("%s: splitPhone = %q, %q, %v; want %q, %q", tc.name, cc, phone, err, tc.cc, tc.phone)
 		}
 	}
 }
@@ -52,11 +66,12 @@ func TestFitPassword(t *testing.T) {
 }
 
 func TestSignupFieldsPlaceholders(t *testing.T) {
-	f := signupFields(events.Client{Email: " Grace@Example.com ", Country: "us"}, "Abcdefgh1_", "")
+	f, err := signupFields(events.Client{Email: " Grace@Example.com ", Country: "us"}, "Abcdefgh1_", "")
+	// state: "Not Applicable", the value LogicBoxes documents for no state (issue 8 point 5)
 	want := CustomerSignup{Username: "grace@example.com", Password: "Abcdefgh1_", Name: "Grace", Company: "N/A",
-		AddressLine1: "N/A", City: "N/A", State: "N/A", Country: "US", Zipcode: "00000", PhoneCC: "1",
+		AddressLine1: "N/A", City: "N/A", State: "Not Applicable", Country: "US", Zipcode: "00000", PhoneCC: "1",
 		Phone: "0000000000", LangPref: "en"}
-	if f != want {
+	if err != nil || f != want {
 		t.Fatalf("signupFields = %+v\nwant %+v", f, want)
 	}
 	if s := f.String(); strings.Contains(s, "Abcdefgh1_") {

@@ -332,7 +332,10 @@ func (p *Provider) customer(ctx context.Context, op events.Operation) (int64, er
 	if len(pw) < 8 {
 		return 0, events.Permanentf("codeguard customer for client %d: the service password is shorter than 8 characters", op.ClientID)
 	}
-	fields := signupFields(*op.Client, pw, op.Setting(SettingLangPref, ""))
+	fields, err := signupFields(*op.Client, pw, op.Setting(SettingLangPref, ""))
+	if err != nil {
+		return 0, fmt.Errorf("codeguard customer signup: %w", err)
+	}
 	if len(fields.Country) != 2 {
 		return 0, events.Permanentf("codeguard customer for client %d: LogicBoxes needs the client's country (ISO 3166 alpha-2), got %q", op.ClientID, op.Client.Country)
 	}

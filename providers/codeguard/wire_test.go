@@ -172,7 +172,7 @@ func TestWirePathsMethodsAndParams(t *testing.T) {
 		{codeguard.PathOrderID, map[string]string{"domain-name": "example.com"}},
 		{codeguard.PathCustomerDetails, map[string]string{"username": "ada@example.com"}},
 		{codeguard.PathCustomerSignup, map[string]string{"username": "ada@example.com", "name": "Ada Lovelace",
-			"company": "N/A", "address-line-1": "1 Engine Way", "city": "London", "state": "N/A", "country": "GB",
+			"company": "N/A", "address-line-1": "1 Engine Way", "city": "London", "state": "Not Applicable", "country": "GB",
 			"zipcode": "N1 1AA", "phone-cc": "44", "phone": "2071234567", "lang-pref": "en"}},
 		{codeguard.PathAdd, map[string]string{"domain-name": "example.com", "customer-id": "20000001",
 			"plan-id": "229", "months": "12", "invoice-option": "NoInvoice"}},

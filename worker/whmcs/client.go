@@ -267,8 +267,10 @@ func (c *Client) AddClientNote(ctx context.Context, clientID int, note string, s
 }
 
 // LogActivity writes a line to the WHMCS activity log, related to client
-// clientID when it is positive. It uses the parameter name clientid (WHMCS
-// 8.0 and later; 7.x called it userid).
+// clientID when it is positive. The client id is sent under both names:
+// WHMCS 7.x reads only userid (includes/api/logactivity.php, 7.8), 8.x reads
+// clientid and falls back to userid (8.7), so both versions relate the
+// line to the client and neither is confused by the other name.
 func (c *Client) LogActivity(ctx context.Context, clientID int, description string) error {
 	if strings.TrimSpace(description) == "" {
 		return events.Permanentf("whmcs LogActivity: empty description")
@@ -276,6 +278,7 @@ func (c *Client) LogActivity(ctx context.Context, clientID int, description stri
 	p := url.Values{"description": {description}}
 	if clientID > 0 {
 		p.Set("clientid", strconv.Itoa(clientID))
+		p.Set("userid", strconv.Itoa(clientID))
 	}
 	_, err := c.Call(ctx, "LogActivity", p)
 	return err

@@ -273,6 +273,23 @@ func TestUpdateClientCustomFields(t *testing.T) {
 	}
 }
 
+// Issue 8 point 6: the activity line is related to the client on WHMCS
+// 7.x (LogActivity reads userid) as on 8.x (clientid).
+func TestLogActivityOnWHMCS7And8(t *testing.T) {
+	for _, v7 := range []bool{false, true} {
+		f := newFake(t)
+		f.SetWHMCS7(v7)
+		c := newClient(t, fakeConfig(f))
+		if err := c.LogActivity(context.Background(), 8, "hookworker: provisioned"); err != nil {
+			t.Fatal(err)
+		}
+		a := f.Activity()
+		if len(a) != 1 || a[0].ClientID != 8 {
+			t.Errorf("WHMCS 7.x = %v: activity %+v, want one line for client 8", v7, a)
+		}
+	}
+}
+
 func TestPHPSerialize(t *testing.T) {
 	tests := []struct {
 		in   map[string]string

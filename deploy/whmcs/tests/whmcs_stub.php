@@ -60,7 +60,9 @@ function stub_fixtures()
             'id' => 7, 'userid' => 7, 'firstname' => 'Ada', 'lastname' => 'Lovelace', 'companyname' => 'Analytical Engines Ltd',
             'email' => 'ada@example.com', 'address1' => '12 St James Square', 'address2' => '', 'city' => 'London',
             'state' => 'Greater London', 'postcode' => 'SW1Y 4JH', 'country' => 'GB', 'countrycode' => 'GB',
-            'countryname' => 'United Kingdom', 'phonenumber' => '+44.2071234567', 'language' => 'english',
+            'countryname' => 'United Kingdom', 'language' => 'english',
+            // GetClientsDetails' phone fields (lib/Client.php formatPhoneNumber, WHMCS 8.7)
+            'phonenumber' => '2071234567', 'phonecc' => '44', 'phonenumberformatted' => '+44.2071234567', 'telephoneNumber' => '+44.2071234567',
             'password' => 'S3cr3t-client-pass', 'status' => 'Active',
         ),
     );

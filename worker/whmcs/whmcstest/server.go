@@ -99,6 +99,7 @@ type Server struct {
 	loseTo    string
 	delay     time.Duration
 	nextID    int
+	v7        bool // LogActivity as WHMCS 7.x: userid only
 }
 
 // NewServer starts a fake WHMCS API on a random local port. Close it when
@@ -141,6 +142,15 @@ func (s *Server) SetAccessKey(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accessKey = key
+}
+
+// SetWHMCS7 makes LogActivity read its client id as WHMCS 7.x does
+// (includes/api/logactivity.php in 7.8: `$userid` only), instead of as 8.x
+// does (8.7: `clientid`, falling back to `userid`).
+func (s *Server) SetWHMCS7(v7 bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.v7 = v7
 }
 
 // SetStrict turns canned services off (true): unknown service ids are then
@@ -511,7 +521,7 @@ func (s *Server) logActivity(f url.Values) reply {
 		return apiErr(http.StatusOK, "Description is required")
 	}
 	cid := atoi(f.Get("clientid"))
-	if cid == 0 {
+	if cid == 0 || s.v7 {
 		cid = atoi(f.Get("userid"))
 	}
 	s.activity = append(s.activity, Activity{ID: s.id(), ClientID: cid, Description: f.Get("description"), At: time.Now().UTC()})
