@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/hookworker/hookworker/events"
@@ -45,6 +47,9 @@ type RPC struct {
 	slots chan struct{}
 	wg    sync.WaitGroup
 
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+
 	mu       sync.RWMutex
 	last     map[string]events.ServiceResult // source/service id → latest result
 	caughtUp atomic.Bool
@@ -53,15 +58,31 @@ type RPC struct {
 
 // StartRPC subscribes to every request subject in the events.RPCQueue
 // queue group on nc (the worker's own, authenticated connection) and
-// starts following the results stream. Call Stop (or cancel ctx) to
-// unsubscribe; Stop waits for requests being answered.
-func (w *Worker) StartRPC(ctx context.Context, nc *nats.Conn) (*RPC, error) {
+// starts following the results stream. It registers
+// hookworker_rpc_requests_total{request,outcome} and
+// hookworker_rpc_request_duration_seconds{request} with reg (nil: not
+// registered). Call Stop (or cancel ctx) to unsubscribe; Stop waits for
+// requests being answered.
+func (w *Worker) StartRPC(ctx context.Context, nc *nats.Conn, reg prometheus.Registerer) (*RPC, error) {
 	if nc == nil {
 		return nil, errors.New("rpc: no NATS connection")
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	r := &RPC{w: w, nc: nc, log: w.log.Named("rpc"), slots: make(chan struct{}, rpcConcurrency),
-		last: map[string]events.ServiceResult{}, cancel: cancel}
+		last: map[string]events.ServiceResult{},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hookworker_rpc_requests_total",
+			Help: "Requests answered (WHMCS module, hookworker status / providers check), by request and outcome (ok, error)."}, []string{"request", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hookworker_rpc_request_duration_seconds",
+			Help: "Time to answer a request, by request.", Buckets: []float64{.005, .025, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"request"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{r.requests, r.duration} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("rpc: metrics: %w", err)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
 	handlers := map[string]func(context.Context, events.RPCRequest) any{
 		events.RPCStatus:         r.status,
 		events.RPCProvidersCheck: r.providersCheck,
@@ -120,6 +141,7 @@ func (r *RPC) serve(ctx context.Context, subj string, h func(context.Context, ev
 					reply = events.RPCReply{Error: "request is not the JSON expected: " + err.Error()}
 				}
 			}
+			start := time.Now()
 			if reply == nil {
 				timeout := events.RPCDefaultTimeout
 				if req.TimeoutMS > 0 {
@@ -129,6 +151,13 @@ func (r *RPC) serve(ctx context.Context, subj string, h func(context.Context, ev
 				reply = h(rctx, req)
 				cancel()
 			}
+			label := strings.ReplaceAll(strings.TrimPrefix(subj, events.RPCPrefix+"."), ".", "_")
+			outcome := "ok"
+			if e, ok := reply.(interface{ Err() error }); ok && e.Err() != nil {
+				outcome = "error"
+			}
+			r.requests.WithLabelValues(label, outcome).Inc()
+			r.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 			b, err := json.Marshal(reply)
 			if err != nil {
 				b, _ = json.Marshal(events.RPCReply{Error: "encoding the reply: " + err.Error(), Worker: r.w.instance})

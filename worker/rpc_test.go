@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/hookworker/hookworker/events"
@@ -36,6 +37,31 @@ type rpcEnv struct {
 	nc      *nats.Conn
 	cometd  *comettest.Server
 	results *workertest.Results
+	reg     *prometheus.Registry
+}
+
+// requests is hookworker_rpc_requests_total{request, outcome}.
+func (e *rpcEnv) requests(t *testing.T, request, outcome string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "hookworker_rpc_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["request"] == request && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func newRPCEnv(t *testing.T) *rpcEnv {
@@ -64,14 +90,15 @@ func newRPCEnv(t *testing.T) *rpcEnv {
 	if err := w.Setup(workertest.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	rpc, err := w.StartRPC(workertest.Context(t, time.Hour), wnc)
+	reg := prometheus.NewRegistry()
+	rpc, err := w.StartRPC(workertest.Context(t, time.Hour), wnc, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rpc.Stop)
 	workertest.Run(t, w)
 	nc, js := workertest.Connect(t, ns.ClientURL())
-	return &rpcEnv{nc: nc, cometd: cs, results: workertest.CollectResults(t, js)}
+	return &rpcEnv{nc: nc, cometd: cs, results: workertest.CollectResults(t, js), reg: reg}
 }
 
 // ask sends a request and decodes the reply into out.
@@ -258,6 +285,9 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 		e.ask(t, events.RPCCometSSO, events.RPCRequest{Source: "main", ServiceID: 99, Username: "nosuchuser"}, &missing)
 		if missing.SessionKey != "" || !strings.Contains(missing.Error, "User not found") {
 			t.Fatalf("sso for an unknown user = %+v", missing)
+		}
+		if ok, bad := e.requests(t, "sso_comet", "ok"), e.requests(t, "sso_comet", "error"); ok != 1 || bad != 2 {
+			t.Errorf("hookworker_rpc_requests_total{request=sso_comet}: ok %v, error %v; want 1 and 2", ok, bad)
 		}
 	})
 }

@@ -163,7 +163,7 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 			return err
 		}
 	}
-	rpc, err := w.StartRPC(runCtx, b.nc) // status, providers check, WHMCS module requests
+	rpc, err := w.StartRPC(runCtx, b.nc, reg) // status, providers check, WHMCS module requests
 	if err != nil {
 		return err
 	}

@@ -325,7 +325,7 @@ func rpcWorker(t *testing.T, n *natsEnv, opts ...nats.Option) (*comettest.Server
 	if err := w.Setup(workertest.Context(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	rpc, err := w.StartRPC(workertest.Context(t, time.Hour), nc)
+	rpc, err := w.StartRPC(workertest.Context(t, time.Hour), nc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
