@@ -162,6 +162,14 @@ func (p *Provider) call(ctx context.Context, op, target string, params url.Value
 		}
 		return events.WithReply(providers.ClassifyStatus(resp.StatusCode, resp.Header, fmt.Errorf("%s: %w", label, err)), reply)
 	}
+	// The official Go SDK (comet-go-sdk v2.6.0 cometsdk.go Request) takes an
+	// HTTP 2xx body as an error when Status >= 400 and Message != ""; that
+	// case is an APIError here too. It takes a Status >= 400 with an empty
+	// Message as success; hookworker does not: the official PHP SDK
+	// (comet-php-sdk, e.g. AdminAddUserRequest::ProcessResponse) throws on
+	// any Status >= 400, and a worker that records effects must never take
+	// a reply that says "failed" for a done add-user or delete-user. Status 0
+	// or < 400 is success, as in both SDKs.
 	if cometBody && *carm.Status >= 400 {
 		ae := &APIError{Op: op, HTTPStatus: resp.StatusCode, Status: *carm.Status, Message: scrub(carm.Message), InBody: true, CometBody: true}
 		return events.WithReply(providers.ClassifyStatus(ae.Status, resp.Header, fmt.Errorf("%s: %w", label, ae)), reply)

@@ -23,6 +23,11 @@
 // The real server's exact wording, and which style it uses for which case,
 // are not public; these follow the official WHMCS module's expectations.
 //
+// Field names follow the official Go SDK's struct tags (comet-go-sdk
+// v2.6.0; the list is in providers/comet/testdata and checked by this
+// package's contract test). FutureFields lists the fields the fake adds on
+// purpose that no SDK type has.
+//
 // Every profile carries fields no client knows ("SomeFutureField" at the top
 // level, "SomeFutureDestinationField" in each Storage Vault) so that a test
 // can prove a read-modify-write keeps them; ProfileHash changes on every
@@ -44,6 +49,12 @@ import (
 	"sync"
 	"time"
 )
+
+// FutureFields are the JSON fields the fake adds that the SDK does not
+// know, standing for fields of a newer Comet Server (and ConcurrentEdits,
+// the trace ConflictNext leaves): a client must keep them on
+// read-modify-write.
+var FutureFields = []string{"SomeFutureField", "SomeFutureDestinationField", "SomeFutureMetaField", "ConcurrentEdits"}
 
 // Default credentials of a new Server.
 const (
@@ -622,17 +633,21 @@ func (s *Server) createLocked(name, password string, recovery, requireChange boo
 	s.created++
 	now := time.Now().Unix()
 	guid := s.nextHash("guid:" + name)
+	// Every field of the official SDK's UserProfileConfig (comet-go-sdk
+	// v2.6.0, see providers/comet/testdata/comet-go-sdk-v2.6.0-fields.txt and
+	// the contract test), in its order, plus one deliberately unknown field.
 	prof, _ := decode(fmt.Sprintf(`{
-		"Username": %q, "AccountName": "", "LocalTimezone": "", "LanguageCode": "", "OrganizationID": "",
+		"Username": %q, "AccountName": "", "LocalTimezone": "", "LanguageCode": "", "OrganizationID": "", "GroupID": "",
 		"Emails": [], "OverrideEmailSettings": {}, "SendEmailReports": false,
-		"Destinations": {}, "Sources": {}, "SourcesExtra": {}, "BackupRules": {}, "Devices": {},
+		"Destinations": {}, "SupportsDeviceAssociations": false, "Sources": {}, "BackupRules": {}, "Devices": {},
 		"IsSuspended": false, "LastSuspended": 0,
 		"AllProtectedItemsQuotaEnabled": false, "AllProtectedItemsQuotaBytes": 0, "MaximumDevices": 0,
 		"QuotaOffice365ProtectedAccounts": 0, "QuotaHyperVGuests": 0, "QuotaVMwareGuests": 0,
 		"PolicyID": "", "Policy": {},
 		"PasswordFormat": 1, "PasswordHash": %q, "PasswordRecovery": %q,
-		"AllowPasswordLogin": true, "AllowPasswordAndTOTPLogin": false, "TOTPKeyEncodingFormat": 0, "TOTPKey": "",
+		"AllowPasswordLogin": true, "AllowPasswordAndTOTPLogin": false, "TOTPKeyEncryptionFormat": 0, "TOTPKey": "",
 		"RequirePasswordChange": %t, "CreateTime": %d, "CreationGUID": %q,
+		"ServerConfig": {}, "AutoStorageTemplateGUID": "", "LinuxHomedirSandbox": false,
 		"SomeFutureField": {"Nested": [1, 2, 3], "Flag": true, "Big": 9007199254740993}
 	}`, name, passwordHash(name, password), map[bool]string{true: "comettest-recovery-blob", false: ""}[recovery],
 		requireChange, now, guid))
