@@ -37,6 +37,8 @@ Usage:
   hookworker dlq discard <seq>... | --all [filters]
   hookworker status                      the running worker's streams, consumer lag, dead letters, provider health
   hookworker providers check             the running worker tests its providers now (--provider P, --local)
+  hookworker record show <key>...        an operation's idempotency record (the key as in result events)
+  hookworker catalog check [FILE]        load and validate a catalog (default HOOKWORKER_CATALOG) without connecting
   hookworker help                        every setting (environment variable), its default and meaning
   hookworker version
 
@@ -80,6 +82,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDLQ(ctx, cfg, args[1:], stdout)
 	case "status":
 		err = cmdStatus(ctx, cfg, stdout)
+	case "record":
+		err = cmdRecord(ctx, cfg, args[1:], stdout)
+	case "catalog":
+		if len(args) < 2 || args[1] != "check" {
+			err = usageError{errors.New("want: hookworker catalog check [FILE]")}
+			break
+		}
+		err = cmdCatalogCheck(cfg, args[2:], stdout)
 	case "providers":
 		if len(args) < 2 || args[1] != "check" {
 			err = usageError{errors.New("want: hookworker providers check")}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -341,5 +342,58 @@ func workertestEventually(t *testing.T, timeout time.Duration, what string, cond
 			t.Fatalf("waited %s for %s", timeout, what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// record show finds an operation's record by its readable key (as result
+// events carry it) and by its bucket key, and says which key `nats kv get`
+// needs.
+func TestRecordShow(t *testing.T) {
+	in := startRun(t)
+	in.cli(0, "emit", "order.accepted")
+	res := in.results(1)
+	key := res[0].OperationKey
+	out := in.cli(0, "record", "show", key)
+	bucketKey := "op." + base64.RawURLEncoding.EncodeToString([]byte(key))
+	for _, want := range []string{`"state": "done"`, `"backend": "sandbox (in-process memory)"`, "key " + bucketKey, `"event_id": "whmcs:main:AcceptOrder:50"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("record show %s lacks %s:\n%s", key, want, out)
+		}
+	}
+	if again := in.cli(0, "record", "show", bucketKey); again != out {
+		t.Errorf("by bucket key:\n%s\nby operation key:\n%s", again, out)
+	}
+	if out := in.cli(1, "record", "show", "whmcs:main:service:999:signup_customer"); !strings.Contains(out, "no record of operation") {
+		t.Errorf("missing record: %s", out)
+	}
+	in.cli(2, "record", "show")
+	in.stop()
+}
+
+func TestCatalogCheck(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.yaml"), filepath.Join(dir, "bad.yaml")
+	b, _ := builtinCatalogs.ReadFile("catalogs/fakes.yaml")
+	_ = os.WriteFile(good, b, 0o644)
+	_ = os.WriteFile(bad, []byte("products:\n  - id: 1\n    provider: nowhere\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"catalog", "check", good}, 0, "3 products, routing to codeguard, comet, storegrid"},
+		{[]string{"catalog", "check", bad}, 2, "HOOKWORKER_CATALOG"},
+		{[]string{"catalog", "check"}, 2, "name a file"},
+	} {
+		cmd := exec.Command(binary(t), tc.args...)
+		cmd.Env = append(os.Environ(), "HOOKWORKER_CATALOG=")
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, out)
+		}
 	}
 }
