@@ -126,66 +126,81 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer stopWatch()
 	}
 
-	slots := make(chan struct{}, w.opts.Concurrency)
-	pause := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
-	w.log.Info("worker started", zap.String("consumer", w.opts.ConsumerName), zap.Int("concurrency", w.opts.Concurrency),
-		zap.Duration("ack_wait", w.opts.AckWait), zap.Int("max_deliver", w.opts.MaxDeliver))
-fetch:
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			break fetch
+	// A continuous pull keeps up to Prefetch events in hand ahead of the
+	// Concurrency workers, so a worker that finishes takes the next event
+	// at once instead of asking the server for it. Every event in hand
+	// (waiting or in work) gets an in-progress signal every third of the
+	// ack wait from one shared ticker, so waiting never runs into the ack
+	// wait.
+	held := newHeld()
+	queue := make(chan jetstream.Msg, w.opts.Prefetch)
+	var stopping atomic.Bool
+	var lastPullWarn atomic.Int64
+	cc, err := w.cons.Consume(func(msg jetstream.Msg) {
+		if stopping.Load() {
+			_ = msg.Nak() // shutting down: hand it straight to another replica
+			return
 		}
-		n := 1
-		for n < cap(slots) {
-			select {
-			case slots <- struct{}{}:
-				n++
-				continue
-			default:
-			}
-			break
-		}
-		batch, err := w.cons.Fetch(n, jetstream.FetchMaxWait(w.opts.FetchWait))
-		if err != nil {
-			for range n {
-				<-slots
-			}
-			d := pause.NextBackOff()
+		held.add(msg)
+		queue <- msg
+	}, jetstream.PullMaxMessages(w.opts.Prefetch), jetstream.PullExpiry(max(w.opts.FetchWait, time.Second)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			w.m.jetstreamErrors.WithLabelValues(jsFetch).Inc()
-			w.log.Warn("fetch failed; retrying", zap.Error(err), zap.Duration("pause", d))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
+			if now := time.Now().UnixNano(); now-lastPullWarn.Load() > int64(5*time.Second) { // one line per 5 s while it lasts
+				lastPullWarn.Store(now)
+				w.log.Warn("pulling events failed; the pull is retried", zap.Error(err))
 			}
-			continue
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			w.inflight.Add(1)
-			go func() {
-				defer w.inflight.Done()
-				defer func() { <-slots }()
-				w.handle(workCtx, msg)
-			}()
-		}
-		for range n - got {
-			<-slots
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			d := pause.NextBackOff()
-			w.m.jetstreamErrors.WithLabelValues(jsFetch).Inc()
-			w.log.Warn("pull request ended with an error", zap.Error(err), zap.Duration("pause", d))
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		pause.Reset()
+		}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", w.opts.ConsumerName, err)
 	}
+	beatCtx, stopBeats := context.WithCancel(context.Background())
+	defer stopBeats()
+	go held.beat(beatCtx, w.opts.AckWait/3)
+	w.log.Info("worker started", zap.String("consumer", w.opts.ConsumerName), zap.Int("concurrency", w.opts.Concurrency),
+		zap.Int("prefetch", w.opts.Prefetch), zap.Duration("ack_wait", w.opts.AckWait), zap.Int("max_deliver", w.opts.MaxDeliver))
+	for range w.opts.Concurrency {
+		w.inflight.Add(1)
+		go func() {
+			defer w.inflight.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case msg := <-queue:
+					if ctx.Err() != nil {
+						_ = msg.Nak()
+					} else {
+						w.handle(workCtx, msg)
+					}
+					held.remove(msg)
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
+	stopping.Store(true)
+	cc.Stop()
+	// Events in hand that no worker started: back to the stream at once.
+	go func() {
+		for {
+			select {
+			case msg := <-queue:
+				_ = msg.Nak()
+				held.remove(msg)
+			case <-cc.Closed():
+				for {
+					select {
+					case msg := <-queue:
+						_ = msg.Nak()
+						held.remove(msg)
+					default:
+						return
+					}
+				}
+			}
+		}
+	}()
 	w.log.Info("shutting down: no more fetches; waiting for in-flight events", zap.Duration("timeout", w.opts.ShutdownTimeout))
 	done := make(chan struct{})
 	go func() { w.inflight.Wait(); close(done) }()
@@ -228,8 +243,6 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
-	stopBeat := w.heartbeat(msg)
-	defer stopBeat()
 
 	env, decodeErr := events.Decode(msg.Data())
 	typ := typeLabel(env.Type)
@@ -319,23 +332,50 @@ func (w *Worker) ack(msg jetstream.Msg) error {
 	return msg.Ack()
 }
 
-// heartbeat tells JetStream the message is still being worked on, every
-// third of the ack wait, until the returned stop is called.
-func (w *Worker) heartbeat(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(w.opts.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				_ = msg.InProgress()
-			case <-done:
-				return
-			}
+// held is the set of events this worker has in hand: waiting for a worker
+// or in work.
+type held struct {
+	mu   sync.Mutex
+	msgs map[jetstream.Msg]struct{}
+}
+
+func newHeld() *held { return &held{msgs: map[jetstream.Msg]struct{}{}} }
+
+func (h *held) add(m jetstream.Msg) {
+	h.mu.Lock()
+	h.msgs[m] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *held) remove(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.msgs, m)
+	h.mu.Unlock()
+}
+
+// beat tells JetStream, every interval until ctx ends, that each event in
+// hand is still being worked on, so none is redelivered while it waits or
+// while a slow provider call runs.
+func (h *held) beat(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var list []jetstream.Msg
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
 		}
-	}()
-	return func() { close(done) }
+		h.mu.Lock()
+		list = list[:0]
+		for m := range h.msgs {
+			list = append(list, m)
+		}
+		h.mu.Unlock()
+		for _, m := range list {
+			_ = m.InProgress()
+		}
+	}
 }
 
 // runOp applies one operation at most once. It returns the operation's
