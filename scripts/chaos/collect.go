@@ -29,7 +29,7 @@ type state struct {
 	// pending and ackPending are the consumer's counts at the end; every
 	// message up to ackFloor is acknowledged (or terminated).
 	pending, ackPending, ackFloor uint64
-	effects             []providerEffects
+	effects                       []providerEffects
 }
 
 type storedMsg struct {

@@ -55,21 +55,23 @@ func (l *ledger) kind(k string) *kindTally {
 	return t
 }
 
-// expectedName is the account or order name a signup or reseller event
-// makes at its provider (providers.AccountName with each provider's prefix,
-// or the CodeGuard order's domain).
-func expectedName(e *event) (provider, name string) {
+// expectedNames are the names of the account or order a signup or reseller
+// event may make at its provider: providers.AccountName with each provider's
+// prefix, the client's e-mail address (the Comet username the provider
+// plans when WHMCS holds none), or the CodeGuard order's domain.
+func expectedNames(e *event) (provider string, names []string) {
+	op := events.Operation{Source: source, Action: events.SignupCustomer, ServiceID: e.sid}
 	switch e.kind {
 	case kindComet:
-		return "comet", providers.AccountName(events.Operation{Source: source, Action: events.SignupCustomer, ServiceID: e.sid}, "hw", 12)
+		return "comet", []string{providers.AccountName(op, "hw", 12), clientOf(clientOfService(e.sid)).Email}
 	case kindStoreGrid:
-		return "storegrid", providers.AccountName(events.Operation{Source: source, Action: events.SignupCustomer, ServiceID: e.sid}, "hwc", 16)
+		return "storegrid", []string{providers.AccountName(op, "hwc", 16)}
 	case kindReseller:
-		return "storegrid", providers.AccountName(events.Operation{Source: source, Action: events.SignupReseller, ClientID: e.clientID}, "hwr", 16)
+		return "storegrid", []string{providers.AccountName(events.Operation{Source: source, Action: events.SignupReseller, ClientID: e.clientID}, "hwr", 16)}
 	case kindCodeGuard, kindCodeGuardPaid:
-		return "codeguard", domainOf(e.sid)
+		return "codeguard", []string{domainOf(e.sid)}
 	}
-	return "", ""
+	return "", nil
 }
 
 func computeLedger(st state) *ledger {
@@ -228,21 +230,29 @@ func computeLedger(st state) *ledger {
 	}
 
 	// Effects at the fakes.
-	expected := map[string]map[string]bool{} // provider → names valid events make
-	predictedMalformed := map[string]bool{}  // provider/name malformed events would make
+	expected := map[string]map[string]string{} // provider → name valid events make → the service or client it is for
+	predictedMalformed := map[string]bool{}    // provider/name malformed events would make
 	for e := range logical {
 		if e.malformed {
 			for _, k := range []string{kindComet, kindCodeGuard} {
-				p, n := expectedName(&event{kind: k, sid: e.sid})
-				predictedMalformed[p+"/"+n] = true
+				p, names := expectedNames(&event{kind: k, sid: e.sid})
+				for _, n := range names {
+					predictedMalformed[p+"/"+n] = true
+				}
 			}
 			continue
 		}
-		if p, n := expectedName(e); p != "" {
+		if p, names := expectedNames(e); p != "" {
 			if expected[p] == nil {
-				expected[p] = map[string]bool{}
+				expected[p] = map[string]string{}
 			}
-			expected[p][n] = true
+			owner := fmt.Sprintf("service %d", e.sid)
+			if e.kind == kindReseller {
+				owner = fmt.Sprintf("client %d", e.clientID)
+			}
+			for _, n := range names {
+				expected[p][n] = owner
+			}
 		}
 	}
 	succeededRefs := map[string]map[string]bool{}
@@ -258,25 +268,26 @@ func computeLedger(st state) *ledger {
 	renewalsByName := map[string]int{} // codeguard domain → renewals applied
 	for _, pe := range st.effects {
 		heldRefs[pe.provider] = map[string]bool{}
-		names := map[string]int{}
+		owners := map[string][]string{} // service or client → names held for it
 		for _, h := range pe.held {
 			l.effectsHeld++
 			heldRefs[pe.provider][h.ref] = true
-			names[h.name]++
 			if pe.provider == "codeguard" {
 				renewalsByName[h.name] += h.renewals
 			}
-			switch {
-			case expected[pe.provider][h.name], succeededRefs[pe.provider][h.ref]:
+			switch owner, ok := expected[pe.provider][h.name]; {
+			case ok:
+				owners[owner] = append(owners[owner], h.name)
+			case succeededRefs[pe.provider][h.ref]:
 			case predictedMalformed[pe.provider+"/"+h.name] || strings.ContainsRune(h.name, '\uFFFD'):
 				l.malformedEffects = append(l.malformedEffects, fmt.Sprintf("%s: %q made by a malformed event", pe.provider, h.name))
 			default:
 				l.duplicates = append(l.duplicates, fmt.Sprintf("%s: %q held, made by no event and named in no result", pe.provider, h.name))
 			}
 		}
-		for n, c := range names {
-			if c > 1 {
-				l.duplicates = append(l.duplicates, fmt.Sprintf("%s: %d accounts/orders for %q", pe.provider, c, n))
+		for o, names := range owners {
+			if len(names) > 1 {
+				l.duplicates = append(l.duplicates, fmt.Sprintf("%s: %d accounts/orders for %s: %q", pe.provider, len(names), o, names))
 			}
 		}
 		if pe.created > len(pe.held) {

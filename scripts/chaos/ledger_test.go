@@ -19,7 +19,8 @@ func healthyState() state {
 	r1.stored, r2.stored = []uint64{3}, []uint64{4}
 	bad := malformedEvent(malformedKinds[2], 900000) // big-raw
 	bad.stored = []uint64{5}
-	_, cometName := expectedName(comet)
+	_, names := expectedNames(comet)
+	cometName := names[0]
 	ok := func(e *event, ref string) resultMsg {
 		return resultMsg{id: "hookworker:" + e.ops[0] + ":succeeded", typ: events.ProvisioningSucceeded, data: events.ResultData{
 			SourceEventID: e.envID, OperationKey: e.ops[0], Action: actionOf(e), Provider: e.provider, ServiceID: e.sid, Reference: ref}}
@@ -62,6 +63,11 @@ func TestLedger(t *testing.T) {
 			s.effects[0].held = append(s.effects[0].held, heldEffect{name: "hwother", ref: "hwother"})
 			s.effects[0].created = 2
 		}, "duplicate effects"},
+		{"duplicate: accounts under both names", func(s *state) {
+			email := clientOf(clientOfService(1)).Email
+			s.effects[0].held = append(s.effects[0].held, heldEffect{name: email, ref: email})
+			s.effects[0].created = 2
+		}, "1 duplicate effects"},
 		{"duplicate: created twice", func(s *state) { s.effects[1].created = 2 }, "1 duplicate effects"},
 		{"duplicate: two orders for one domain", func(s *state) {
 			s.effects[1].held = append(s.effects[1].held, heldEffect{name: domainOf(2), ref: "78"})
