@@ -170,7 +170,7 @@ func cometFake(t *testing.T, srv *comettest.Server, url string, log *zap.Logger)
 			}
 			return fmt.Sprint(u.Profile["MaximumDevices"])
 		},
-		renewals:        func() int { return 0 }, // billing lives in WHMCS
+		renewals: func() int { return 0 }, // billing lives in WHMCS
 		// A signup's Prepare looks names up first; the fault hits the
 		// first write, as it did when Prepare called nothing.
 		failNext:        func(n, status int) { srv.FailNextOp("add-user", n, status) },
