@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -55,6 +54,7 @@ type Client struct {
 	base    string
 	userID  string
 	apiKey  string
+	secrets providers.Secrets // the api-key, in every form a reply may echo it
 	http    *http.Client
 	lim     *providers.Limiter
 	timeout time.Duration
@@ -74,6 +74,7 @@ func NewClient(cfg Config, log *zap.Logger) (*Client, error) {
 		base:    strings.TrimRight(cfg.URL, "/"),
 		userID:  cfg.AuthUserID,
 		apiKey:  cfg.APIKey,
+		secrets: providers.NewSecrets(cfg.APIKey),
 		http:    cfg.HTTPClient(),
 		lim:     providers.NewLimiter(cfg.MaxConcurrent, cfg.RatePerSecond),
 		timeout: cfg.Timeout,
@@ -89,13 +90,13 @@ func (c *Client) String() string {
 // GoString never prints the api-key.
 func (c *Client) GoString() string { return c.String() }
 
-// redact removes the api-key from s, in case a reply echoes it.
-func (c *Client) redact(s string) string {
-	if c.apiKey == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, c.apiKey, "[REDACTED]")
-}
+// secretParams are request parameters whose values are secrets besides
+// the api-key (customers/signup.json's passwd; auth-password, which older
+// LogicBoxes setups use instead of api-key).
+var secretParams = []string{"passwd", "new-passwd", "password", "auth-password"}
+
+// redact removes the api-key from s, in every form a reply may echo it.
+func (c *Client) redact(s string) string { return c.secrets.Scrub(s) }
 
 // call sends one request and returns the reply body of a successful call.
 // params must not hold auth-userid or api-key: they are added here.
@@ -113,6 +114,15 @@ func (c *Client) call(ctx context.Context, method, path string, params url.Value
 	q.Set("auth-userid", c.userID)
 	q.Set("api-key", c.apiKey)
 	endpoint := c.base + "/" + path
+	// Every secret this request carries is scrubbed from everything its
+	// reply brings back: the body handed to the parsers (whose errors
+	// attach it), error messages and attached replies.
+	secrets := c.secrets
+	for _, k := range secretParams {
+		for _, v := range params[k] {
+			secrets = secrets.With(v)
+		}
+	}
 
 	var req *http.Request
 	if method == http.MethodGet {
@@ -133,7 +143,7 @@ func (c *Client) call(ctx context.Context, method, path string, params url.Value
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		err = c.redactErr(providers.ClassifyTransport(path, err)) // drops the URL: its query holds the api-key
+		err = secrets.ScrubError(providers.ClassifyTransport(path, err)) // drops the URL: its query holds the api-key
 		c.log.Debug("codeguard call failed", zap.String("method", method), zap.String("path", path),
 			zap.Duration("took", time.Since(start)), zap.Error(err))
 		return nil, err
@@ -143,21 +153,14 @@ func (c *Client) call(ctx context.Context, method, path string, params url.Value
 	c.log.Debug("codeguard call", zap.String("method", method), zap.String("path", path),
 		zap.Int("status", resp.StatusCode), zap.Duration("took", time.Since(start)))
 	if err != nil {
-		return nil, c.redactErr(providers.ClassifyTransport(path+": reading the reply", err))
+		return nil, secrets.ScrubError(providers.ClassifyTransport(path+": reading the reply", err))
 	}
+	body = secrets.ScrubBytes(body)
 	return body, c.replyError(path, resp, body)
 }
 
-// redactErr strips the api-key from a transport error's text (it never
-// holds the URL, but a proxy error could echo anything).
-func (c *Client) redactErr(err error) error {
-	if c.apiKey == "" || !strings.Contains(err.Error(), c.apiKey) {
-		return err
-	}
-	return events.AsTransient(errors.New(c.redact(err.Error())), events.RetryAfterOf(err))
-}
-
-// replyError classifies a reply: nil for a 2xx without an error body.
+// replyError classifies a reply (its body already scrubbed of the
+// request's secrets): nil for a 2xx without an error body.
 // An error body on 2xx or 4xx is permanent, on 5xx transient; 408, 425 and
 // 429 stay transient whatever the body (they mean "slow down / try again").
 func (c *Client) replyError(path string, resp *http.Response, body []byte) error {

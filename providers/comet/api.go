@@ -107,18 +107,14 @@ func (p *Provider) call(ctx context.Context, op, target string, params url.Value
 	form.Set("Username", p.cfg.Username)
 	form.Set("AuthType", "Password")
 	form.Set("Password", p.cfg.Password)
-	secrets := make([]string, 0, 2*len(secretFields))
+	// Every secret this request carries is scrubbed from everything its
+	// reply brings back, in every form a server may echo it (as sent,
+	// URL-encoded, JSON-escaped as Go's encoder writes "<", ">", "&", ...).
+	var secrets providers.Secrets
 	for _, f := range secretFields {
-		if v := form.Get(f); len(v) >= 4 { // shorter values would scrub ordinary text
-			secrets = append(secrets, v, url.QueryEscape(v)) // a server may echo the encoded form
-		}
+		secrets = secrets.With(form.Get(f))
 	}
-	scrub := func(s string) string {
-		for _, v := range secrets {
-			s = strings.ReplaceAll(s, v, "REDACTED")
-		}
-		return s
-	}
+	scrub := secrets.Scrub
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.base+"/api/v1/admin/"+op, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -144,7 +140,8 @@ func (p *Provider) call(ctx context.Context, op, target string, params url.Value
 	if len(body) > maxReply {
 		return events.AsTransient(fmt.Errorf("%s: reply larger than %d bytes", label, maxReply), 0)
 	}
-	reply := scrub(string(bytes.TrimSpace(body)))
+	body = secrets.ScrubBytes(body)
+	reply := string(bytes.TrimSpace(body))
 
 	var carm struct {
 		Status  *int

@@ -97,6 +97,9 @@ func (p *Provider) call(ctx context.Context, form url.Values, secret bool) (sgwi
 	if err != nil {
 		return sgwire.Reply{}, events.AsTransient(fmt.Errorf("%s: reading the reply: %w", what, err), 0)
 	}
+	// The request's secret (the admin password) is scrubbed from whatever
+	// the reply brings back, in every form a server may echo it.
+	body = providers.NewSecrets(form.Get(sgwire.ParamPassword)).ScrubBytes(body)
 	p.log.Debug("storegrid request", zap.String("request", action), zap.Int("status", resp.StatusCode),
 		zap.Duration("took", time.Since(start)))
 
