@@ -138,17 +138,32 @@ type DeadLetterRef struct {
 	At         time.Time  `json:"at"`
 }
 
+// QueuedEvent is an event about a service that the worker has not finished
+// (not yet acknowledged): its result is still to come.
+type QueuedEvent struct {
+	Seq     uint64 `json:"seq"` // in the events stream
+	EventID string `json:"event_id"`
+	Type    Type   `json:"type"`
+}
+
 // ServiceResultReply answers RPCServiceResult. Found is false when no result
 // is known for the service (none yet, or older than the results stream
 // keeps); Partial is true while the worker is still reading the results
-// stream after a start.
+// stream after a start. Queued lists the service's unfinished events among
+// the newest RPCQueuedScan unacknowledged ones: while it is not empty the
+// service is "provisioning pending", whatever Last says.
 type ServiceResultReply struct {
 	RPCReply
 	Found       bool            `json:"found"`
 	Partial     bool            `json:"partial,omitempty"`
 	Last        *ServiceResult  `json:"last,omitempty"`
+	Queued      []QueuedEvent   `json:"queued,omitempty"`
 	DeadLetters []DeadLetterRef `json:"dead_letters,omitempty"`
 }
+
+// RPCQueuedScan bounds how many unacknowledged events, newest first, a
+// service-result request looks through for the service's queued events.
+const RPCQueuedScan = 256
 
 // Replayed is one dead letter replayed by RPCServiceRetry.
 type Replayed struct {

@@ -326,6 +326,12 @@ func (r *RPC) serviceResult(ctx context.Context, req events.RPCRequest) any {
 	if ok {
 		rep.Found, rep.Last = true, &last
 	}
+	queued, err := r.queuedFor(ctx, req.Source, req.ServiceID)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	rep.Queued = queued
 	entries, err := r.deadLettersOf(ctx, req.Source, req.ServiceID)
 	if err != nil {
 		rep.Error = err.Error()
@@ -336,6 +342,47 @@ func (r *RPC) serviceResult(ctx context.Context, req events.RPCRequest) any {
 			ErrorClass: e.ErrorClass, Reason: e.Reason, Attempts: len(e.Attempts), At: e.DeadLetteredAt})
 	}
 	return rep
+}
+
+// queuedFor returns the service's events the consumer has not acknowledged,
+// looking through the newest events.RPCQueuedScan after the ack floor (an
+// event acked out of order above the floor may still be listed until the
+// floor passes it).
+func (r *RPC) queuedFor(ctx context.Context, source string, serviceID int) ([]events.QueuedEvent, error) {
+	cons, err := r.w.js.Consumer(ctx, EventsStream, r.w.opts.ConsumerName)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", r.w.opts.ConsumerName, err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("consumer info: %w", err)
+	}
+	stream, err := r.w.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	last := ci.Delivered.Stream + ci.NumPending // the stream's last sequence the consumer knows of
+	var out []events.QueuedEvent
+	for seq, n := last, 0; seq > ci.AckFloor.Stream && n < events.RPCQueuedScan; seq, n = seq-1, n+1 {
+		m, err := stream.GetMsg(ctx, seq)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("event %d: %w", seq, err)
+		}
+		src, _, ok := events.ParseInboundSubject(m.Subject)
+		if !ok || src != source || !concernsService(m.Data, serviceID) {
+			continue
+		}
+		var head struct {
+			ID   string      `json:"id"`
+			Type events.Type `json:"type"`
+		}
+		_ = json.Unmarshal(m.Data, &head)
+		out = append(out, events.QueuedEvent{Seq: seq, EventID: head.ID, Type: head.Type})
+	}
+	return out, nil
 }
 
 // serviceRetry replays every dead letter of the service, oldest first.

@@ -29,6 +29,10 @@ products:
     name: Always fails
     provider: sandbox
     settings: {fail: permanent}
+  - id: 3
+    name: Slow
+    provider: sandbox
+    settings: {delay: 1500ms}
 `
 
 // rpcEnv is a running worker with the Comet fake and the sandbox, answering
@@ -215,6 +219,7 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 	t.Run("last result", func(t *testing.T) {
 		var rep events.ServiceResultReply
 		workertest.Eventually(t, 10*time.Second, "service 41's result in the index", func() bool {
+			rep = events.ServiceResultReply{}
 			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 41}, &rep)
 			return rep.Found
 		})
@@ -224,6 +229,7 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 		}
 		var dl events.ServiceResultReply
 		workertest.Eventually(t, 10*time.Second, "service 42's dead letter", func() bool {
+			dl = events.ServiceResultReply{}
 			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 42}, &dl)
 			return dl.Found && len(dl.DeadLetters) == 1
 		})
@@ -247,6 +253,26 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 		}
 	})
 
+	t.Run("queued until finished", func(t *testing.T) {
+		slow := mk("whmcs:main:AcceptOrder:44", events.OrderedService{ServiceID: 44, ProductID: 3})
+		e.publish(t, slow)
+		var rep events.ServiceResultReply
+		e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 44}, &rep)
+		if rep.Error != "" || len(rep.Queued) != 1 || rep.Queued[0].EventID != slow.ID || rep.Queued[0].Type != events.OrderAccepted {
+			t.Fatalf("service 44 while its signup runs: %+v", rep)
+		}
+		var other events.ServiceResultReply
+		e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 41}, &other)
+		if len(other.Queued) != 0 {
+			t.Fatalf("service 41 has nothing queued: %+v", other.Queued)
+		}
+		workertest.Eventually(t, 15*time.Second, "service 44 done", func() bool {
+			rep = events.ServiceResultReply{} // a reply without "queued" leaves the field alone
+			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 44}, &rep)
+			return len(rep.Queued) == 0 && rep.Found && rep.Last.Type == events.ProvisioningSucceeded
+		})
+	})
+
 	t.Run("retry now", func(t *testing.T) {
 		var rep events.ServiceRetryReply
 		e.ask(t, events.RPCServiceRetry, events.RPCRequest{Source: "main", ServiceID: 42}, &rep)
@@ -257,6 +283,7 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 		e.results.WaitFor(t, events.ProvisioningDeadLettered, 3, 15*time.Second)
 		var again events.ServiceResultReply
 		workertest.Eventually(t, 10*time.Second, "the new dead letter", func() bool {
+			again = events.ServiceResultReply{}
 			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: "main", ServiceID: 42}, &again)
 			return len(again.DeadLetters) == 1 && again.DeadLetters[0].Seq != rep.Replayed[0].Seq
 		})

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -422,6 +423,20 @@ func TestModuleSyncCallsAskTheWorker(t *testing.T) {
 			t.Errorf("RetryNow without a dead letter: %q", got)
 		}
 
+		// While an action is queued or running the service is "provisioning pending".
+		cs.Delay(time.Second)
+		// (the write-back has set the service username to the signup's account name)
+		if got := h.module("SuspendAccount", hwParams(map[string]any{"username": user}))[0].str(t); got != "success" {
+			t.Fatalf("SuspendAccount: %q", got)
+		}
+		pending := h.module("AdminServicesTabFields", hwParams(nil))[0].obj(t)
+		cs.Delay(0)
+		if !strings.Contains(pending["hookworker status"].(string), "provisioning pending") ||
+			!strings.Contains(fmt.Sprint(pending["Queued at the worker"]), "service.suspended whmcs:test:ModuleSuspendAccount:110:") {
+			t.Errorf("services tab while the suspend runs: %v", pending)
+		}
+		results.WaitFor(t, events.ProvisioningSucceeded, 2, 20*time.Second)
+
 		// A package change routed to a provider this worker lacks is dead-lettered.
 		if got := h.module("ChangePackage", hwParams(map[string]any{"configoption1": "storegrid", "configoption7": "10"}))[0].str(t); got != "success" {
 			t.Fatalf("ChangePackage: %q", got)
@@ -475,6 +490,11 @@ func TestModuleWorkerNotAnswering(t *testing.T) {
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
+	}
+	// The client area waits at most 1.5 s whatever the setting.
+	if ca := h.module("ClientArea", hwParams(map[string]any{"configoption10": "10"}))[0]; ca.Seconds > 2 ||
+		ca.obj(t)["vars"].(map[string]any)["hookworker_state"] != "unknown" {
+		t.Errorf("ClientArea with a silent worker (%.2fs): %s", ca.Seconds, ca.Return)
 	}
 	slow := hwParams(map[string]any{"configoption10": "1"})
 	for _, c := range h.module("TestConnection", slow, "ServiceSingleSignOn", slow, "AdminServicesTabFields", slow, "RetryNow", slow) {

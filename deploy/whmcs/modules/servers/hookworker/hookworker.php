@@ -342,20 +342,23 @@ function hookworker_ServiceSingleSignOn(array $params)
 }
 
 /**
- * The service's state as the worker knows it: 'pending' (no final result
- * yet: provisioning pending), 'ok', 'failed' (dead-lettered or failed for
- * good) or 'unknown' (the worker could not be asked), plus the reply.
+ * The service's state as the worker knows it: 'pending' (an action is still
+ * queued or running at the worker, or no final result yet: provisioning
+ * pending), 'ok', 'failed' (dead-lettered or failed for good) or 'unknown'
+ * (the worker could not be asked), plus the reply.
  */
-function hookworker_service_state(array $params): array
+function hookworker_service_state(array $params, float $timeout): array
 {
     try {
-        $rep = hookworker_ask('hookworker.rpc.service.result', array('service_id' => (int) $params['serviceid']), hookworker_timeout($params));
+        $rep = hookworker_ask('hookworker.rpc.service.result', array('service_id' => (int) $params['serviceid']), $timeout);
     } catch (Throwable $e) {
         return array('state' => 'unknown', 'error' => $e->getMessage(), 'reply' => array());
     }
     $last = isset($rep['last']) && is_array($rep['last']) ? $rep['last'] : null;
     $state = 'pending';
-    if (!empty($rep['dead_letters'])) {
+    if (!empty($rep['queued'])) {
+        $state = 'pending'; // an action of the service is still queued or running at the worker
+    } elseif (!empty($rep['dead_letters'])) {
         $state = 'failed';
     } elseif ($last !== null) {
         if ($last['type'] === 'provisioning.succeeded') {
@@ -379,7 +382,7 @@ function hookworker_h($s): string
  */
 function hookworker_AdminServicesTabFields(array $params)
 {
-    $st = hookworker_service_state($params);
+    $st = hookworker_service_state($params, hookworker_timeout($params));
     if ($st['state'] === 'unknown') {
         return array('hookworker' => '<span class="label label-default">status unavailable</span> ' . hookworker_h($st['error']));
     }
@@ -391,6 +394,14 @@ function hookworker_AdminServicesTabFields(array $params)
         $status .= ' (the worker is still reading its results)';
     }
     $f = array('hookworker status' => $status);
+    $queued = isset($rep['queued']) && is_array($rep['queued']) ? $rep['queued'] : array();
+    if (count($queued) > 0) {
+        $q = array();
+        foreach ($queued as $e) {
+            $q[] = hookworker_h($e['type'] . ' ' . $e['event_id']);
+        }
+        $f['Queued at the worker'] = implode('<br>', $q);
+    }
     if ($last !== null) {
         $f['Last result'] = hookworker_h($last['type'] . ' — ' . (isset($last['action']) ? $last['action'] : '') . ' at ' .
             (isset($last['provider']) ? $last['provider'] : '') . ', ' . $last['at'] . ' (event ' . $last['source_event_id'] . ')');
@@ -434,11 +445,13 @@ function hookworker_RetryNow(array $params)
 
 /**
  * Client area: "provisioning pending" until the worker has a final result,
- * then the account name; never an internal error text.
+ * then the account name; never an internal error text. The page waits at
+ * most 1.5 s for the worker.
  */
 function hookworker_ClientArea(array $params)
 {
-    $st = hookworker_service_state($params);
+    // a client's page waits at most 1.5 s for the worker, whatever the setting
+    $st = hookworker_service_state($params, min(1.5, hookworker_timeout($params)));
     $last = isset($st['reply']['last']) && is_array($st['reply']['last']) ? $st['reply']['last'] : array();
     $texts = array(
         'pending' => 'Provisioning pending: your backup account is being set up.',
