@@ -267,6 +267,9 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)
 		return
 	}
+	if len(ops) == 0 {
+		log.Info("0 operations: " + NoOperationsReason(env, w.cat))
+	}
 
 	var failed []failure
 	for _, op := range ops {

@@ -49,12 +49,29 @@ func cmdEmit(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 	fs := newFlags("emit")
 	file := fs.String("file", "", "JSON event file (- for standard input)")
 	source := fs.String("source", "main", "WHMCS instance name of a built-in sample")
+	var ids events.SampleIDs
+	fs.IntVar(&ids.Product, "product", 0, "product id of a built-in sample (default 1)")
+	fs.IntVar(&ids.Service, "service", 0, "service id of a built-in sample (default 100)")
+	fs.IntVar(&ids.Order, "order", 0, "order id of a built-in sample (default 50)")
+	fs.IntVar(&ids.Client, "client", 0, "client id of a built-in sample (default 7)")
+	fs.IntVar(&ids.Invoice, "invoice", 0, "invoice id of a built-in sample (default 900)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usageError{errors.New("emit: want exactly one event type")}
+	}
+	for _, v := range []struct {
+		flag string
+		id   int
+	}{{"product", ids.Product}, {"service", ids.Service}, {"order", ids.Order}, {"client", ids.Client}, {"invoice", ids.Invoice}} {
+		if v.id < 0 {
+			return usageError{fmt.Errorf("emit: --%s: want a positive WHMCS id, got %d", v.flag, v.id)}
+		}
+		if v.id != 0 && *file != "" {
+			return usageError{fmt.Errorf("emit: --%s applies to built-in samples, not to --file", v.flag)}
+		}
 	}
 	typ := events.Type(pos[0])
 	var env events.Envelope
@@ -76,7 +93,7 @@ func cmdEmit(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 			return usageError{fmt.Errorf("emit: %s holds a %s event, not %s", *file, env.Type, typ)}
 		}
 	} else {
-		if env, err = events.Sample(typ, *source); err != nil {
+		if env, err = events.SampleOf(typ, *source, ids); err != nil {
 			return usageError{fmt.Errorf("emit: %w", err)}
 		}
 		body, _ = json.Marshal(env)

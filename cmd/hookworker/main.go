@@ -28,7 +28,7 @@ const usage = `hookworker: provisioning worker for WHMCS events on NATS JetStrea
 
 Usage:
   hookworker run                         run the worker (embedded JetStream + sandbox provider by default)
-  hookworker emit <type> [--file F] [--source NAME]
+  hookworker emit <type> [--file F] [--source NAME] [--product N] [--service N] [--order N] [--client N] [--invoice N]
                                          publish an event (a built-in sample without --file)
   hookworker results [--all] [--count N] follow result events (--all: from the start)
   hookworker dlq list [--type T] [--source S] [--class C]

@@ -5,6 +5,8 @@ import (
 	"embed"
 	"fmt"
 	neturl "net/url"
+	"slices"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -113,6 +115,18 @@ func buildProviders(cfg Config, passwords passwordSource, log *zap.Logger) (*set
 	if err != nil {
 		s.close()
 		return nil, configError{fmt.Errorf("HOOKWORKER_CATALOG: %w", err)}
+	}
+	if cfg.Catalog != "" && slices.Contains(s.catalog.Providers(), sandbox.Name) && s.providers[sandbox.Name] == nil {
+		// The sandbox needs no URL: a catalog may route test products to it.
+		s.providers[sandbox.Name] = described{sandbox.New(), "sandbox (in-process memory)"}
+		var ids []string
+		for _, p := range s.catalog.Products() {
+			if p.Provider == sandbox.Name {
+				ids = append(ids, strconv.Itoa(p.ID))
+			}
+		}
+		log.Warn("the catalog routes to the in-process sandbox provider: those products are never provisioned at a real provider",
+			zap.String("catalog", cfg.Catalog), zap.Strings("products", ids))
 	}
 	return s, nil
 }

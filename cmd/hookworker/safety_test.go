@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/hookworker/hookworker/events"
 	"github.com/hookworker/hookworker/worker"
 )
 
@@ -394,6 +395,71 @@ func TestCatalogCheck(t *testing.T) {
 		}
 		if code != tc.code || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, out)
+		}
+	}
+}
+
+// An own catalog may route test products to the sandbox: it needs no URL
+// (there is no HOOKWORKER_SANDBOX_URL), and the log says those products
+// never reach a real provider.
+func TestOwnCatalogWithSandboxProducts(t *testing.T) {
+	cat := filepath.Join(t.TempDir(), "catalog.yaml")
+	if err := os.WriteFile(cat, []byte("products:\n  - id: 1\n    name: Test product\n    provider: sandbox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := startRun(t, "HOOKWORKER_CATALOG="+cat)
+	in.cli(0, "emit", "order.accepted")
+	if res := in.results(1); res[0].Provider != "sandbox" || res[0].Reference == "" {
+		t.Fatalf("result %+v", res[0])
+	}
+	in.stop()
+	log := in.log.String()
+	if strings.Contains(log, "HOOKWORKER_SANDBOX_URL") || !strings.Contains(log, "never provisioned at a real provider") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// emit chooses product, service, order and client; the fakes sandbox's
+// CodeGuard product (provisioned on invoice.paid) is reached from a sample.
+func TestEmitChoosesIDsAndReachesCodeGuard(t *testing.T) {
+	in := startRun(t, "HOOKWORKER_SANDBOX=fakes")
+	in.cli(0, "emit", "invoice.paid", "--product", "2", "--service", "200", "--client", "8", "--invoice", "901")
+	in.cli(0, "emit", "order.accepted", "--product", "3", "--service", "300", "--order", "51", "--client", "9")
+	in.cli(0, "emit", "order.accepted", "--product", "2", "--service", "201", "--order", "52") // provisioned on payment
+	res := in.results(2)
+	got := map[string]events.ResultData{}
+	for _, r := range res {
+		got[r.Provider] = r
+	}
+	if cg := got["codeguard"]; cg.ServiceID != 200 || cg.ClientID != 8 || cg.Reference == "" || cg.SourceEventID != "whmcs:main:InvoicePaid:901" {
+		t.Errorf("CodeGuard result %+v", cg)
+	}
+	if sg := got["storegrid"]; sg.ServiceID != 300 || sg.ClientID != 9 || sg.SourceEventID != "whmcs:main:AcceptOrder:51" {
+		t.Errorf("StoreGrid result %+v", sg)
+	}
+	for _, bad := range [][]string{{"emit", "order.accepted", "--product", "-1"}, {"emit", "order.accepted", "--product", "x"},
+		{"emit", "order.accepted", "--file", "x.json", "--service", "3"}} {
+		in.cli(2, bad...)
+	}
+	in.stop()
+	if log := in.log.String(); !strings.Contains(log, "0 operations: product 2 (service 201) is provisioned on invoice.paid") {
+		t.Errorf("no 0-operations line for the order of a pay-first product:\n%s", log)
+	}
+}
+
+// In memory mode client.added and invoice.paid produce no operation: the
+// worker says why.
+func TestZeroOperationsSayWhy(t *testing.T) {
+	in := startRun(t)
+	in.cli(0, "emit", "client.added")
+	in.cli(0, "emit", "invoice.paid")
+	in.cli(0, "emit", "order.accepted")
+	in.results(1)
+	in.stop()
+	log := in.log.String()
+	for _, want := range []string{"0 operations: no client_added route in the catalog", "0 operations: product 1 (service 100) is provisioned on order.accepted"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
 }
