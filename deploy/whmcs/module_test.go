@@ -403,6 +403,11 @@ func TestModuleSyncCallsAskTheWorker(t *testing.T) {
 		if got, ok := cs.SessionUser(login.Sessionkey); !ok || got != user {
 			t.Fatalf("the session key logs in as %q (%v), want %q", got, ok, user)
 		}
+		web := h.module("ServiceSingleSignOn", hwParams(map[string]any{"configoption11": "https://backup.example.com"}))[0].obj(t)
+		_, wfrag, _ := strings.Cut(web["redirectTo"].(string), "#")
+		if raw, _ := base64.RawURLEncoding.DecodeString(wfrag); !strings.Contains(string(raw), `"server":"https://backup.example.com/"`) {
+			t.Errorf("SSO with a Comet web address: %v %s", web, raw)
+		}
 		cg := h.module("ServiceSingleSignOn", hwParams(map[string]any{"configoption1": "codeguard"}))[0].obj(t)
 		if cg["success"] != false || !strings.Contains(cg["errorMsg"].(string), "CodeGuard has no public single sign-on") {
 			t.Errorf("CodeGuard SSO: %v", cg)

@@ -93,6 +93,8 @@ function hookworker_ConfigOptions()
             'Description' => 'other provider settings, one key=value per line (the catalog\'s setting names)'),
         'Request timeout' => array('Type' => 'text', 'Size' => '4', 'Default' => '3',
             'Description' => 'seconds to wait for the worker (Test Connection, SSO, services tab); 0.5-10'),
+        'Comet web address' => array('Type' => 'text', 'Size' => '40',
+            'Description' => 'Comet single sign-on: the address customers open (default: the worker\'s HOOKWORKER_COMET_URL)'),
     );
 }
 
@@ -330,6 +332,13 @@ function hookworker_ServiceSingleSignOn(array $params)
         ), hookworker_timeout($params));
         if (empty($rep['url']) || empty($rep['session_key']) || empty($rep['username'])) {
             return array('success' => false, 'errorMsg' => 'hookworker: the worker\'s reply has no Comet session');
+        }
+        $web = isset($params['configoption11']) && is_scalar($params['configoption11']) ? trim((string) $params['configoption11']) : '';
+        if ($web !== '') {
+            if (!preg_match('#^https?://[^/\s]+#i', $web)) {
+                return array('success' => false, 'errorMsg' => 'Module Settings: Comet web address must be an http(s) URL, got "' . $web . '"');
+            }
+            $rep['url'] = rtrim($web, '/') . '/';
         }
         $login = rtrim(strtr(base64_encode((string) json_encode(array(
             'server' => $rep['url'], 'username' => $rep['username'], 'sessionkey' => $rep['session_key'],
