@@ -101,7 +101,7 @@ func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, ow
 				}
 				return claim{}, err
 			}
-			rec := Record{Key: op.Key, State: StateInFlight, Operation: op, Plan: plan, Owner: owner,
+			rec := Record{Key: op.Key, State: StateInFlight, Operation: recorded(op), Plan: plan, Owner: owner,
 				LeaseUntil: now.Add(lease), Created: now, Updated: now}
 			b, _ := json.Marshal(rec)
 			rev, err := kv.Create(ctx, key, b)
@@ -130,7 +130,7 @@ func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, ow
 				min(time.Until(rec.LeaseUntil), busyRetry))
 		}
 		rec.State, rec.Owner, rec.LeaseUntil, rec.Updated = StateInFlight, owner, now.Add(lease), now
-		rec.Operation = op
+		rec.Operation = recorded(op)
 		b, _ := json.Marshal(rec)
 		rev, err := kv.Update(ctx, key, b, entry.Revision())
 		if err != nil {
@@ -142,6 +142,17 @@ func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, ow
 		return claim{rec: rec, rev: rev, prior: true}, nil
 	}
 	return claim{}, events.AsTransient(fmt.Errorf("record %s keeps changing under us", key), time.Second)
+}
+
+// recorded is the part of an operation its record keeps: what it is and
+// whom it is for (the ops page, the dead-letter tools and the request-reply
+// answers read these). The client's contact data, the configurable options
+// and the catalog settings stay in the event: every attempt gets them from
+// the event it runs for, and a record is written twice per operation, so
+// copying them would only make each write bigger.
+func recorded(op events.Operation) events.Operation {
+	op.Client, op.ConfigOpts, op.Settings, op.Plan = nil, nil, nil, nil
+	return op
 }
 
 // saveRecord writes rec over revision rev. A lost race (someone took the
