@@ -30,6 +30,7 @@ type ledger struct {
 	logical, published, inWindow, stored int
 	succeeded, noop, deadLettered        int
 	deadValid, doubleDead                int
+	deadValidWhy                         []string
 	stuck                                uint64
 	kinds                                map[string]*kindTally
 	rejectedValid, rejectedMalformed     []string
@@ -151,8 +152,10 @@ func computeLedger(st state) *ledger {
 		return false
 	}
 	deadBySeq := map[uint64]int{}
+	reasonBySeq := map[uint64]string{}
 	for _, d := range st.dead {
 		deadBySeq[d.StreamSequence]++
+		reasonBySeq[d.StreamSequence] = d.Reason
 	}
 
 	storedSeqs := map[uint64]bool{}
@@ -172,6 +175,11 @@ func computeLedger(st state) *ledger {
 			t.dead++
 			if e != nil && !e.malformed {
 				l.deadValid++
+				r := reasonBySeq[m.seq]
+				if len(r) > 160 {
+					r = r[:160] + "…"
+				}
+				l.deadValidWhy = append(l.deadValidWhy, fmt.Sprintf("%s seq %d: %s", kind, m.seq, r))
 			}
 			if n > 1 {
 				l.doubleDead++
@@ -411,6 +419,7 @@ func (l *ledger) print(w io.Writer) {
 	p("stored           %d messages in the events stream (after-window duplicates stored again)", l.stored)
 	p("succeeded        %d messages finished with their operations' results (+%d with no operation)", l.succeeded, l.noop)
 	p("dead-lettered    %d messages (%d valid ones that exhausted their deliveries; %d dead-lettered twice)", l.deadLettered, l.deadValid, l.doubleDead)
+	list(l.deadValidWhy)
 	p("lost             %d", len(l.lost))
 	list(l.lost)
 	p("still pending    %d (consumer num_pending + num_ack_pending after %s%s)", l.stuck, l.drainedIn.Round(time.Second), map[bool]string{true: "", false: ", settle timed out"}[l.drained])
