@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -210,4 +211,41 @@ func (d *ServiceEventData) validate() error {
 		return fieldErr("data.client_id", "must be a positive WHMCS client id")
 	}
 	return d.Module.validate("data.module")
+}
+
+// ConfigOptionKey is the name a configurable option is keyed by: the part
+// of a WHMCS "key|Label" name before "|", trimmed (the whole name when there
+// is no "|" after its first character), as WHMCS builds module params
+// (lib/Module/Server.php buildServiceParams, 7.8 and 8.7).
+func ConfigOptionKey(name string) string {
+	if i := strings.Index(name, "|"); i > 0 {
+		return strings.TrimSpace(name[:i])
+	}
+	return strings.TrimSpace(name)
+}
+
+// NormalizeConfigOptions keys opts (and the values of dropdown options,
+// which WHMCS names "key|Label" too) by ConfigOptionKey, so that a provider
+// finds "number_of_devices" whether an event carries "number_of_devices" or
+// "number_of_devices|Devices". Two names with one key and different values
+// are a permanent error naming both: neither is dropped silently.
+func NormalizeConfigOptions(opts map[string]string) (map[string]string, error) {
+	if len(opts) == 0 {
+		return opts, nil
+	}
+	out := make(map[string]string, len(opts))
+	from := make(map[string]string, len(opts))
+	names := make([]string, 0, len(opts))
+	for k := range opts {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		k, v := ConfigOptionKey(name), ConfigOptionKey(opts[name])
+		if prev, ok := out[k]; ok && prev != v {
+			return nil, Permanentf("config options %q and %q both mean %q, with different values (%q, %q)", from[k], name, k, prev, v)
+		}
+		out[k], from[k] = v, name
+	}
+	return out, nil
 }

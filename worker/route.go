@@ -123,6 +123,11 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		if ops[i].Key == "" {
 			return nil, fmt.Errorf("internal: operation %d of %s has no key", i, env.ID)
 		}
+		// Keyed by the part before "|" whatever the publisher sent (an
+		// older hook, a hand-written event), as module params are.
+		if ops[i].ConfigOpts, err = events.NormalizeConfigOptions(ops[i].ConfigOpts); err != nil {
+			return nil, fmt.Errorf("service %d: %w", ops[i].ServiceID, err)
+		}
 	}
 	return ops, nil
 }

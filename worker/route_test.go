@@ -141,3 +141,35 @@ func TestRouteFirstPaymentCarriesTheOrderOptions(t *testing.T) {
 		t.Errorf("first-payment signup %+v differs from the AcceptOrder signup %+v", p, o)
 	}
 }
+
+// Configurable options reach the provider keyed by the part before "|",
+// however the event named them (issue 8 point 1); a clash is a permanent
+// error naming both options.
+func TestRouteKeysConfigOptionsBeforeThePipe(t *testing.T) {
+	cat, err := catalog.Parse([]byte(testCatalog), "test", map[string]catalog.Validator{sandbox.Name: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := func(opts map[string]string) events.Envelope {
+		env, err := events.NewEnvelope("whmcs:main:AcceptOrder:9", events.OrderAccepted, "main", time.Now(), events.OrderAcceptedData{
+			OrderID: 9, Client: events.Client{ID: 7, Email: "ada@example.com"},
+			Services: []events.OrderedService{{ServiceID: 90, ProductID: 1, ConfigOptions: opts}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env
+	}
+	ops, err := worker.Route(order(map[string]string{"number_of_devices|Devices": "5", " storage_vault_quota_gb | Vault (GB)": "100",
+		"region|Region": "eu-west|Europe (West)", "plain": "x"}), cat)
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("%v %+v", err, ops)
+	}
+	want := map[string]string{"number_of_devices": "5", "storage_vault_quota_gb": "100", "region": "eu-west", "plain": "x"}
+	if !maps.Equal(ops[0].ConfigOpts, want) {
+		t.Errorf("config options %v, want %v", ops[0].ConfigOpts, want)
+	}
+	_, err = worker.Route(order(map[string]string{"number_of_devices|Devices": "5", "number_of_devices": "7"}), cat)
+	if err == nil || events.ClassOf(err) != events.Permanent || !strings.Contains(err.Error(), `"number_of_devices|Devices"`) {
+		t.Fatalf("clash: err %v, want a permanent error naming both options", err)
+	}
+}
