@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SpecVersion is the envelope version this package reads and writes. A
@@ -113,18 +115,20 @@ func (e Envelope) Validate() error {
 	case e.SpecVersion == "":
 		return fieldErr("spec_version", "is required")
 	case majorOf(e.SpecVersion) != majorOf(SpecVersion):
-		return fieldErr("spec_version", "%q is not supported (this worker reads %s)", e.SpecVersion, SpecVersion)
+		return fieldErr("spec_version", "%q is not supported (this worker reads %s)", Clip(e.SpecVersion), SpecVersion)
 	case e.OccurredAt.IsZero():
 		return fieldErr("occurred_at", "is required (RFC 3339 time)")
 	case strings.TrimSpace(e.Source) == "":
 		return fieldErr("source", "is required (the WHMCS instance name)")
+	case len(e.Source) > MaxSourceLen:
+		return fieldErr("source", "%q is longer than %d bytes", Clip(e.Source), MaxSourceLen)
 	case !validToken(e.Source):
-		return fieldErr("source", "%q may hold only letters, digits, '-' and '_'", e.Source)
+		return fieldErr("source", "%q may hold only letters, digits, '-' and '_'", Clip(e.Source))
 	case len(e.Data) == 0 || bytes.Equal(bytes.TrimSpace(e.Data), []byte("null")):
 		return fieldErr("data", "is required")
 	}
 	if !e.Type.IsInbound() && !e.Type.isResult() {
-		return fieldErr("type", "unknown event type %q", e.Type)
+		return fieldErr("type", "unknown event type %q", Clip(string(e.Type)))
 	}
 	_, err := e.Payload()
 	return err
@@ -172,6 +176,9 @@ func Decode(b []byte) (Envelope, error) {
 		}
 		return e, fmt.Errorf("%w: not a JSON event envelope: %v", ErrMalformed, err)
 	}
+	if field, bad := invalidText(b); bad {
+		return e, fieldErr(field, "is not valid UTF-8 text (invalid bytes or a lone surrogate escape): refusing to replace them with U+FFFD")
+	}
 	if err := e.Validate(); err != nil {
 		return e, err
 	}
@@ -197,7 +204,7 @@ func (e Envelope) Payload() (any, error) {
 	case ProvisioningSucceeded, ProvisioningFailed, ProvisioningDeadLettered:
 		p = new(ResultData)
 	default:
-		return nil, fieldErr("type", "unknown event type %q", e.Type)
+		return nil, fieldErr("type", "unknown event type %q", Clip(string(e.Type)))
 	}
 	if err := json.Unmarshal(e.Data, p); err != nil {
 		var te *json.UnmarshalTypeError
@@ -210,4 +217,117 @@ func (e Envelope) Payload() (any, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// maxClip is how much of an input value an error message quotes.
+const maxClip = 64
+
+// Clip returns s whole when it is at most 64 bytes, else its first 64
+// bytes (cut on a character boundary) and how long it was, so that an error
+// quoting an input value stays short whatever the input.
+func Clip(s string) string {
+	if len(s) <= maxClip {
+		return s
+	}
+	n := maxClip
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// invalidText reports the first string (key or value) of the JSON document
+// b that encoding/json would silently change into U+FFFD: one holding bytes
+// that are not UTF-8, or a \u escape of a lone surrogate. field is its path
+// as FieldError names it ("source", "data.services[0].domain"). The walk
+// runs only when a quick look finds something suspicious, so a clean
+// message costs one UTF-8 scan.
+func invalidText(b []byte) (field string, bad bool) {
+	if utf8.Valid(b) && !bytes.Contains(b, []byte(`\ud`)) && !bytes.Contains(b, []byte(`\uD`)) {
+		return "", false
+	}
+	type frame struct {
+		obj     bool
+		key     string
+		idx     int
+		wantKey bool
+	}
+	var stack []*frame
+	path := func() string {
+		var sb strings.Builder
+		for _, f := range stack {
+			if f.obj {
+				if sb.Len() > 0 {
+					sb.WriteByte('.')
+				}
+				sb.WriteString(Clip(f.key))
+			} else {
+				sb.WriteString("[" + strconv.Itoa(f.idx) + "]")
+			}
+		}
+		if sb.Len() == 0 {
+			return "(document)"
+		}
+		return sb.String()
+	}
+	changed := func(seg []byte, tok any) bool {
+		if !utf8.Valid(seg) {
+			return true
+		}
+		s, ok := tok.(string)
+		if !ok || !strings.ContainsRune(s, utf8.RuneError) {
+			return false
+		}
+		// A U+FFFD the sender wrote is fine; one the decoder made is not.
+		return !bytes.Contains(seg, []byte("\uFFFD")) && !bytes.Contains(bytes.ToLower(seg), []byte(`\ufffd`))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var prev int64
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			// The document did not decode (reported elsewhere) or ended; any
+			// invalid bytes past the last token are outside every string.
+			return "", false
+		}
+		end := dec.InputOffset()
+		seg := b[prev:end]
+		prev = end
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil && !top.obj {
+					top.idx++
+				}
+				stack = append(stack, &frame{obj: d == '{', idx: -1, wantKey: d == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].wantKey = true
+				}
+			}
+			continue
+		}
+		if top != nil && top.obj && top.wantKey {
+			top.key, _ = tok.(string)
+			top.wantKey = false
+			if changed(seg, tok) {
+				return path(), true
+			}
+			continue
+		}
+		if top != nil && !top.obj {
+			top.idx++
+		}
+		if changed(seg, tok) {
+			return path(), true
+		}
+		if top != nil && top.obj {
+			top.wantKey = true
+		}
+	}
 }

@@ -19,6 +19,20 @@ const (
 	DeadLetterPrefix = "hookworker.dlq"
 	// DeadLetterWildcard matches every dead-letter entry.
 	DeadLetterWildcard = DeadLetterPrefix + ".>"
+	// Unknown is the token a dead-letter subject carries in place of an
+	// instance or type that is not a valid subject token.
+	Unknown = "unknown"
+)
+
+// Bounds on what this package accepts as a subject token. They keep every
+// subject hookworker builds far below NATS's 4,096-byte protocol line.
+const (
+	// MaxSourceLen is the longest instance name (source) accepted.
+	MaxSourceLen = 64
+	// maxTypeLen is the longest event type a dead-letter subject carries.
+	maxTypeLen = 64
+	// maxTypeTokens is the most dot-separated tokens of such a type.
+	maxTypeTokens = 4
 )
 
 // InboundSubject is the subject a WHMCS instance publishes type t on.
@@ -27,14 +41,15 @@ func InboundSubject(source string, t Type) string {
 }
 
 // ParseInboundSubject splits an inbound subject into its instance and type.
-// ok is false when subj is not an inbound subject.
+// ok is false when subj is not whmcs.<instance>.<type> with a valid
+// instance name and a type made of valid, non-empty tokens.
 func ParseInboundSubject(subj string) (source string, t Type, ok bool) {
 	rest, found := strings.CutPrefix(subj, InboundPrefix+".")
 	if !found {
 		return "", "", false
 	}
 	source, typ, found := strings.Cut(rest, ".")
-	if !found || source == "" || typ == "" {
+	if !found || !ValidSource(source) || !validType(typ) {
 		return "", "", false
 	}
 	return source, Type(typ), true
@@ -44,15 +59,41 @@ func ParseInboundSubject(subj string) (source string, t Type, ok bool) {
 // published on.
 func ResultSubject(outcome string) string { return ResultsPrefix + "." + outcome }
 
-// DeadLetterSubject is the subject a dead-letter entry is stored under. An
-// unknown instance or type becomes "unknown".
+// DeadLetterSubject is the subject a dead-letter entry is stored under:
+// hookworker.dlq.<instance>.<type>. It is built only from validated
+// tokens: an instance that is not a valid source, or a type that is not
+// one to four non-empty tokens of letters, digits, '-' and '_' (64 bytes
+// at most), becomes "unknown". The result is always a valid subject the
+// dead-letter stream captures, at most 150 bytes long.
 func DeadLetterSubject(source string, t Type) string {
-	if !validToken(source) {
-		source = "unknown"
+	if !ValidSource(source) {
+		source = Unknown
 	}
 	typ := string(t)
-	if typ == "" || strings.ContainsAny(typ, " *>\t\r\n") {
-		typ = "unknown"
+	if !validType(typ) {
+		typ = Unknown
 	}
 	return DeadLetterPrefix + "." + source + "." + typ
+}
+
+// ValidSource reports whether s can be an instance name (an event's
+// source): one subject token of letters, digits, '-' and '_', at most
+// MaxSourceLen bytes.
+func ValidSource(s string) bool { return len(s) <= MaxSourceLen && validToken(s) }
+
+// validType reports whether s is safe as the type part of a subject.
+func validType(s string) bool {
+	if len(s) > maxTypeLen {
+		return false
+	}
+	toks := strings.Split(s, ".")
+	if len(toks) > maxTypeTokens {
+		return false
+	}
+	for _, tok := range toks {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
 }
