@@ -85,9 +85,18 @@ type DeadLetter struct {
 	Attempts       []Attempt       `json:"attempts,omitempty"`
 	Deliveries     uint64          `json:"deliveries"`
 	DeadLetteredAt time.Time       `json:"dead_lettered_at"`
+	// OriginalSize and OriginalSHA256 (hex) describe the message exactly as
+	// received, whether or not the entry holds all of it.
+	OriginalSize   int    `json:"original_size,omitempty"`
+	OriginalSHA256 string `json:"original_sha256,omitempty"`
+	// Truncated says the message was too large to fit in an entry under the
+	// server's max payload: Raw holds only its first bytes, and the whole
+	// message is in the events stream at StreamSequence until it ages out.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
-// Original returns the message bytes exactly as they were first received.
+// Original returns the message bytes exactly as they were first received,
+// or only their first bytes when Truncated is set.
 func (d DeadLetter) Original() []byte {
 	if len(d.Event) > 0 {
 		return d.Event

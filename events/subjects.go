@@ -49,7 +49,7 @@ func ParseInboundSubject(subj string) (source string, t Type, ok bool) {
 		return "", "", false
 	}
 	source, typ, found := strings.Cut(rest, ".")
-	if !found || !ValidSource(source) || !validType(typ) {
+	if !found || !ValidSource(source) || !ValidSubjectType(typ) {
 		return "", "", false
 	}
 	return source, Type(typ), true
@@ -70,7 +70,7 @@ func DeadLetterSubject(source string, t Type) string {
 		source = Unknown
 	}
 	typ := string(t)
-	if !validType(typ) {
+	if !ValidSubjectType(typ) {
 		typ = Unknown
 	}
 	return DeadLetterPrefix + "." + source + "." + typ
@@ -81,8 +81,10 @@ func DeadLetterSubject(source string, t Type) string {
 // MaxSourceLen bytes.
 func ValidSource(s string) bool { return len(s) <= MaxSourceLen && validToken(s) }
 
-// validType reports whether s is safe as the type part of a subject.
-func validType(s string) bool {
+// ValidSubjectType reports whether s is safe as the type part of a
+// subject: one to four non-empty tokens of letters, digits, '-' and '_',
+// at most 64 bytes. It says nothing of whether the type is known.
+func ValidSubjectType(s string) bool {
 	if len(s) > maxTypeLen {
 		return false
 	}

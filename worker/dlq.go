@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,6 +114,13 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (uint64, error) {
 	}
 	msg := nats.NewMsg(e.Subject)
 	msg.Data = e.Original()
+	if e.Truncated {
+		// The entry keeps only a prefix: take the whole original from the
+		// events stream, where it stays until it ages out.
+		if msg.Data, err = d.original(ctx, e); err != nil {
+			return 0, err
+		}
+	}
 	msg.Header.Set(jetstream.MsgIDHeader, id+":replay:"+strconv.FormatUint(seq, 10))
 	msg.Header.Set("Hookworker-Replay-Of", strconv.FormatUint(seq, 10))
 	ack, err := d.js.PublishMsg(ctx, msg)
@@ -133,4 +142,22 @@ func (d *DeadLetters) Discard(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("discard dead letter %d: %w", seq, err)
 	}
 	return nil
+}
+
+// original reads the message a truncated entry describes from the events
+// stream and checks it is the one (size and SHA-256).
+func (d *DeadLetters) original(ctx context.Context, e Entry) ([]byte, error) {
+	s, err := d.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d keeps only %d of %d bytes, and the events stream cannot be read: %w", e.Seq, len(e.Raw), e.OriginalSize, err)
+	}
+	m, err := s.GetMsg(ctx, e.StreamSequence)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d keeps only %d of %d bytes, and event %d is no longer in the events stream: %w", e.Seq, len(e.Raw), e.OriginalSize, e.StreamSequence, err)
+	}
+	sum := sha256.Sum256(m.Data)
+	if len(m.Data) != e.OriginalSize || hex.EncodeToString(sum[:]) != e.OriginalSHA256 || m.Subject != e.Subject {
+		return nil, fmt.Errorf("dead letter %d keeps only %d of %d bytes, and event %d of the events stream is another message", e.Seq, len(e.Raw), e.OriginalSize, e.StreamSequence)
+	}
+	return m.Data, nil
 }

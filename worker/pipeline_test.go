@@ -500,8 +500,8 @@ func TestProviderMissingFromConfigIsAnError(t *testing.T) {
 }
 
 // An event whose every delivery dies mid-call (no worker ever finishes it)
-// is dead-lettered from JetStream's max-deliveries advisory instead of
-// silently staying in the stream.
+// is dead-lettered on the extra delivery instead of silently staying in the
+// stream.
 func TestEventAbandonedOnEveryDeliveryIsDeadLettered(t *testing.T) {
 	p := newPipeline(t, func(o *worker.Options) { o.MaxDeliver, o.AckWait, o.AttemptBudget = 2, time.Second, time.Second })
 	workertest.Publish(t, p.js, order(t, 95, svc(600, 1)))
@@ -526,14 +526,15 @@ func TestEventAbandonedOnEveryDeliveryIsDeadLettered(t *testing.T) {
 			t.Fatalf("delivery %d has NumDelivered %d", d, md.NumDelivered)
 		}
 	}
-	// A live replica hears the advisory when the last ack wait runs out.
+	// The consumer allows one delivery more than the worker does: a replica
+	// gets it when the last ack wait runs out and dead-letters at once.
 	p.start(p.sb)
 	res := p.results.WaitFor(t, events.ProvisioningDeadLettered, 1, 15*time.Second)
 	if !strings.Contains(res[0].Data.Error, "no delivery of 2 finished") || res[0].Data.OperationKey != events.ServiceKey("main", 600, events.SignupCustomer) {
 		t.Fatalf("result %+v", res[0].Data)
 	}
 	dl := p.deadLetters()
-	if len(dl) != 1 || dl[0].StreamSequence != 1 || len(dl[0].Operations) != 1 || dl[0].Deliveries != 2 {
+	if len(dl) != 1 || dl[0].StreamSequence != 1 || len(dl[0].Operations) != 1 || dl[0].Deliveries != 3 {
 		t.Fatalf("dead letters %+v", dl)
 	}
 	if n := p.sb.Calls(); n != 0 {

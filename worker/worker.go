@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,7 @@ type Worker struct {
 
 	setupOnce sync.Mutex
 	cons      jetstream.Consumer
+	adv       jetstream.Consumer // of AdvisoryStream
 	kv        jetstream.KeyValue
 	running   atomic.Bool
 	status    atomic.Pointer[Status]
@@ -101,30 +101,37 @@ func (w *Worker) Setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.cons, w.kv = cons, kv
+	adv, err := w.js.Consumer(ctx, AdvisoryStream, advisoryConsumer)
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", advisoryConsumer, AdvisoryStream, err)
+	}
+	w.cons, w.kv, w.adv = cons, kv, adv
 	return nil
 }
 
 // Run consumes events until ctx is cancelled, then stops fetching, lets
 // in-flight events finish within the shutdown timeout, naks the rest and
-// returns nil. It returns an error only when setup fails.
+// returns nil. It returns an error when setup fails, and when the NATS
+// connection is closed for good (after letting in-flight events end).
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.Setup(ctx); err != nil {
 		return err
 	}
 	w.running.Store(true)
 	defer w.running.Store(false)
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	var connLost atomic.Bool
+	go w.watchConn(ctx, func() { connLost.Store(true); stopRun() })
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	go w.pollStats(ctx)
 	go w.pollProviders(ctx)
-	if nc := w.js.Conn(); nc != nil {
-		stopWatch, err := w.watchMaxDeliveries(ctx, nc)
-		if err != nil {
-			return err
-		}
-		defer stopWatch()
+	stopAdvisories, err := w.consumeAdvisories(ctx)
+	if err != nil {
+		return err
 	}
+	defer stopAdvisories()
 
 	// A continuous pull keeps up to Prefetch events in hand ahead of the
 	// Concurrency workers, so a worker that finishes takes the next event
@@ -219,6 +226,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Warn("could not flush the last acks; those events will be redelivered and answered from their records", zap.Error(err))
 		}
 	}
+	if connLost.Load() {
+		return errConnClosed
+	}
 	return nil
 }
 
@@ -252,8 +262,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
 
 	if decodeErr == nil {
-		if src, t, ok := events.ParseInboundSubject(msg.Subject()); ok && (src != env.Source || t != env.Type) {
-			decodeErr = events.Permanentf("%w: subject %s does not match the event's source %q and type %q", events.ErrMalformed, msg.Subject(), env.Source, env.Type)
+		// Exactly whmcs.<source>.<type>: anything else (whmcs.chaos, another
+		// instance's subject) is not this event's and is dead-lettered.
+		if want := events.InboundSubject(env.Source, env.Type); msg.Subject() != want {
+			decodeErr = events.Permanentf("%w: subject %q is not %q, the subject of the event's source and type", events.ErrMalformed, events.Clip(msg.Subject()), want)
 		}
 	}
 	if decodeErr != nil {
@@ -265,6 +277,10 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)
+		return
+	}
+	if meta.NumDelivered > uint64(w.opts.MaxDeliver) {
+		w.finishUnfinished(ctx, msg, meta, env, ops, log)
 		return
 	}
 	if len(ops) == 0 {
@@ -641,8 +657,8 @@ func (w *Worker) resultEnvelope(outcome string, env events.Envelope, op events.O
 		id += ":" + strconv.FormatUint(f.seq, 10)
 	}
 	source := env.Source
-	if source == "" {
-		source = "unknown"
+	if !events.ValidSource(source) {
+		source = events.Unknown
 	}
 	if outcome == events.OutcomeSucceeded {
 		// Built from a decoded, validated and routed event: every field is
@@ -677,73 +693,4 @@ func (w *Worker) publishResult(outcome string, env events.Envelope, op events.Op
 		w.m.publishFailures.Inc()
 		w.log.Warn("could not publish result event", zap.String("operation", op.Key), zap.String("outcome", outcome), zap.Error(err))
 	}
-}
-
-// deadLetter stores the event and why it failed in the dead-letter stream,
-// publishes a dead_lettered result per failed operation, and terminates the
-// message. If the entry cannot be stored, the message is nak'ed instead, so
-// nothing is lost.
-func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, env events.Envelope, failed []failure, reason error, log *zap.Logger) {
-	typ := typeLabel(env.Type)
-	dl := events.DeadLetter{
-		EventID: env.ID, EventType: env.Type, Source: env.Source, Subject: msg.Subject(),
-		StreamSequence: meta.Sequence.Stream, MsgID: msg.Headers().Get(jetstream.MsgIDHeader),
-		ErrorClass: events.ClassOf(reason), Reason: reason.Error(), Deliveries: meta.NumDelivered,
-		DeadLetteredAt: time.Now().UTC(),
-	}
-	if dl.Source == "" || dl.EventType == "" {
-		if src, t, ok := events.ParseInboundSubject(msg.Subject()); ok {
-			dl.Source, dl.EventType = src, t
-		}
-	}
-	if json.Valid(msg.Data()) {
-		dl.Event = json.RawMessage(msg.Data())
-	} else {
-		dl.Raw = msg.Data()
-	}
-	for _, f := range failed {
-		dl.Operations = append(dl.Operations, f.op.Key)
-		dl.Attempts = append(dl.Attempts, f.rec.Attempts...)
-	}
-	if len(failed) == 0 {
-		dl.Attempts = []events.Attempt{{Number: 1, At: dl.DeadLetteredAt, ErrorClass: dl.ErrorClass, Error: dl.Reason}}
-	}
-	sort.SliceStable(dl.Attempts, func(i, j int) bool { return dl.Attempts[i].At.Before(dl.Attempts[j].At) })
-	body, err := json.Marshal(dl)
-	if err == nil {
-		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err = w.js.Publish(pctx, events.DeadLetterSubject(dl.Source, dl.EventType), body,
-			jetstream.WithMsgID("dlq:"+strconv.FormatUint(meta.Sequence.Stream, 10)+":"+strconv.FormatUint(meta.NumDelivered, 10)))
-	}
-	if err != nil {
-		w.m.publishFailures.Inc()
-		log.Error("could not store the dead letter; the event is nak'ed and will come back", zap.Error(err))
-		_ = msg.NakWithDelay(w.opts.RetryBase)
-		w.m.processed.WithLabelValues(typ, "retry").Inc()
-		return
-	}
-	if len(failed) == 0 {
-		op := events.Operation{Key: "stream:" + EventsStream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)}
-		srcEnv := env
-		if srcEnv.ID == "" {
-			srcEnv.ID = op.Key
-		}
-		srcEnv.Source = dl.Source
-		w.publishResult(events.OutcomeDeadLettered, srcEnv, op, resultFields{attempt: 1, err: reason, seq: meta.Sequence.Stream})
-	}
-	for _, f := range failed {
-		w.publishResult(events.OutcomeDeadLettered, env, f.op, resultFields{attempt: len(f.rec.Attempts), err: f.err, seq: meta.Sequence.Stream})
-		w.m.operations.WithLabelValues(f.op.Provider, string(f.op.Action), "dead_lettered").Inc()
-	}
-	reasonText := reason.Error()
-	if len(reasonText) > 200 {
-		reasonText = reasonText[:200]
-	}
-	if err := msg.TermWithReason("dead-lettered: " + reasonText); err != nil {
-		w.m.jetstreamErrors.WithLabelValues(jsAck).Inc()
-		log.Warn("term failed; a redelivery will find the operations' records", zap.Error(err))
-	}
-	w.m.processed.WithLabelValues(typ, "dead_lettered").Inc()
-	log.Warn("event dead-lettered", zap.String("error_class", string(dl.ErrorClass)), zap.Error(reason))
 }

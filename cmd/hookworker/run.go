@@ -221,13 +221,31 @@ func (r *readiness) Ready() error {
 	return errors.New("starting")
 }
 
-// healthMux serves /metrics, /healthz (the process is alive) and /readyz
+// Alive reports the worker's NATS connection closed for good, or nil
+// (also while starting).
+func (r *readiness) Alive() error {
+	if w := r.w.Load(); w != nil {
+		return w.Alive()
+	}
+	return nil
+}
+
+// healthMux serves /metrics, /healthz (the process is alive: 503 once its
+// NATS connection is closed for good, and the process exits) and /readyz
 // (connected, streams and consumer present, catalog loaded).
-func healthMux(reg *prometheus.Registry, w interface{ Ready() error }) http.Handler {
+func healthMux(reg *prometheus.Registry, w interface {
+	Ready() error
+	Alive() error
+}) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := w.Alive(); err != nil { // the NATS connection is closed for good
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(rw, "not alive:", err)
+			return
+		}
 		fmt.Fprintln(rw, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
