@@ -243,7 +243,7 @@ func TestClusterNodeLossLosesNothingAndRepeatsNothing(t *testing.T) {
 			return setupErr == nil
 		})
 	}
-	for _, name := range []string{worker.EventsStream, worker.ResultsStream, worker.DeadLetterStream, "KV_" + worker.RecordsBucket} {
+	for _, name := range []string{worker.EventsStream, worker.ResultsStream, worker.DeadLetterStream, worker.AdvisoryStream, "KV_" + worker.RecordsBucket} {
 		workertest.Eventually(t, time.Minute, name+" on three nodes, caught up", func() bool {
 			st, err := js.Stream(ctx, name)
 			if err != nil {
