@@ -236,7 +236,15 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 	case events.Renew:
 		unlock := p.locks.lock(domain) // read expiry → renew, one renewal of an order at a time
 		defer unlock()
-		return p.renew(ctx, op, s, domain)
+		out, err := p.renew(ctx, op, s, domain)
+		if err != nil && events.ClassOf(err) == events.Permanent {
+			// It will not take effect unless an operator replays it: later
+			// renewals of the order no longer start where it would end.
+			if rp, perr := renewPlan(op); perr == nil {
+				p.renewals.done(rp.orderID, op.Key)
+			}
+		}
+		return out, err
 	case events.Suspend, events.Unsuspend, events.Terminate:
 		return p.lifecycle(ctx, op, domain)
 	case events.ChangePackage:

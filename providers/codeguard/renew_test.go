@@ -95,3 +95,23 @@ func TestLaterRenewalWaitsForTheEarlierOne(t *testing.T) {
 		t.Fatalf("renewals = %d, want 2", n)
 	}
 }
+
+// A renewal that fails for good stops holding later renewals of the order:
+// one planned afterwards starts at the order's real expiry.
+func TestFailedRenewalDoesNotHoldLaterOnes(t *testing.T) {
+	fake := newFake(t)
+	p := newProvider(t, fake, nil)
+	apply(t, p, prepared(t, p, op(events.SignupCustomer, 1, "example.com")))
+	first := prepared(t, p, renewalOf(901))
+	fake.FailNextOn(codeguard.PathRenew, 1, 400) // e.g. insufficient funds
+	if _, err := p.Apply(testCtx(t), first); err == nil || events.ClassOf(err) != events.Permanent {
+		t.Fatalf("err %v, want permanent", err)
+	}
+	later := prepared(t, p, renewalOf(902))
+	if later.Plan[codeguard.PlanEndtimeBefore] != first.Plan[codeguard.PlanEndtimeBefore] {
+		t.Fatalf("the later renewal starts at %s, want the real expiry %s", later.Plan[codeguard.PlanEndtimeBefore], first.Plan[codeguard.PlanEndtimeBefore])
+	}
+	if out := apply(t, p, later); out.AlreadyDone || fake.Renewals() != 1 {
+		t.Fatalf("later renewal %+v, renewals %d", out, fake.Renewals())
+	}
+}
