@@ -237,12 +237,31 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 		return events.Outcome{}, err
 	}
 	log := p.log.With(zap.String("action", string(op.Action)), zap.String("username", name))
+	ctx, held := withOpSecrets(ctx)
+	out, err := p.apply(ctx, log, op, name)
+	if err != nil {
+		err = held.get().ScrubError(err)
+		log.Warn("comet action failed", zap.String("class", string(events.ClassOf(err))), zap.Error(err))
+		return events.Outcome{}, err
+	}
+	out.Reference = name
+	if out.Details == nil {
+		out.Details = details(name)
+	} else {
+		out.Details["username"] = name
+	}
+	log.Info("comet action applied", zap.Bool("already_done", out.AlreadyDone))
+	return out, nil
+}
+
+func (p *Provider) apply(ctx context.Context, log *zap.Logger, op events.Operation, name string) (events.Outcome, error) {
 	if op.Action != events.SignupCustomer {
 		if err := p.guard(ctx, op, name); err != nil {
 			return events.Outcome{}, err
 		}
 	}
 	var out events.Outcome
+	var err error
 	switch op.Action {
 	case events.SignupCustomer:
 		out, err = p.signup(ctx, log, op, name)
@@ -259,18 +278,7 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 	default: // unreachable: checkOp refuses unsupported actions
 		err = events.Permanentf("comet %s: not supported", op.Action)
 	}
-	if err != nil {
-		log.Warn("comet action failed", zap.String("class", string(events.ClassOf(err))), zap.Error(err))
-		return events.Outcome{}, err
-	}
-	out.Reference = name
-	if out.Details == nil {
-		out.Details = details(name)
-	} else {
-		out.Details["username"] = name
-	}
-	log.Info("comet action applied", zap.Bool("already_done", out.AlreadyDone))
-	return out, nil
+	return out, err
 }
 
 // guard refuses to act on a user another service's marker claims. A user
@@ -416,6 +424,7 @@ func (p *Provider) servicePassword(ctx context.Context, op events.Operation, wha
 	if err != nil {
 		return "", fmt.Errorf("comet %s %q: getting the service password: %w", what, user, err)
 	}
+	holdSecret(ctx, pw)
 	if utf8.RuneCountInString(pw) < minPasswordLen {
 		return "", events.Permanentf("comet %s %q: the service password is shorter than %d characters, the least Comet accepts", what, user, minPasswordLen)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -110,7 +111,7 @@ func (p *Provider) call(ctx context.Context, op, target string, params url.Value
 	// Every secret this request carries is scrubbed from everything its
 	// reply brings back, in every form a server may echo it (as sent,
 	// URL-encoded, JSON-escaped as Go's encoder writes "<", ">", "&", ...).
-	var secrets providers.Secrets
+	secrets := heldSecrets(ctx) // the operation's service password, once fetched
 	for _, f := range secretFields {
 		secrets = secrets.With(form.Get(f))
 	}
@@ -243,4 +244,48 @@ func (p *Provider) userExists(ctx context.Context, user string) (bool, error) {
 		return false, serr
 	}
 	return false, nil
+}
+
+// opSecrets holds the secrets one operation has handled so far (its
+// service password), so that every later reply of the operation, and its
+// final error, is scrubbed of them too, not only the reply to the request
+// that carried them.
+type opSecrets struct {
+	mu sync.Mutex
+	s  providers.Secrets
+}
+
+type opSecretsKey struct{}
+
+// withOpSecrets returns ctx carrying a fresh holder.
+func withOpSecrets(ctx context.Context) (context.Context, *opSecrets) {
+	h := &opSecrets{}
+	return context.WithValue(ctx, opSecretsKey{}, h), h
+}
+
+func (h *opSecrets) add(v string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.s = h.s.With(v)
+}
+
+func (h *opSecrets) get() providers.Secrets {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.s
+}
+
+// heldSecrets returns the secrets of ctx's operation (none outside one).
+func heldSecrets(ctx context.Context) providers.Secrets {
+	if h, ok := ctx.Value(opSecretsKey{}).(*opSecrets); ok {
+		return h.get()
+	}
+	return providers.Secrets{}
+}
+
+// holdSecret adds v to ctx's operation's secrets.
+func holdSecret(ctx context.Context, v string) {
+	if h, ok := ctx.Value(opSecretsKey{}).(*opSecrets); ok {
+		h.add(v)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hookworker/hookworker/events"
@@ -80,5 +81,48 @@ func TestEchoedServicePasswordRedacted(t *testing.T) {
 				t.Errorf("nothing redacted (echo not provoked?): %v / %s", err, events.ReplyOf(err))
 			}
 		})
+	}
+}
+
+// Once an operation has fetched its service password, every later reply of
+// that operation is scrubbed of it too, not only the reply to the request
+// that carried it.
+func TestServicePasswordScrubbedFromLaterReplies(t *testing.T) {
+	const pw = `later<echo>&pw1`
+	srv := comettest.NewServer()
+	t.Cleanup(srv.Close)
+	var created atomic.Bool
+	url := wrapped(t, srv, func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, "/add-user") {
+			created.Store(true)
+			return false
+		}
+		if created.Load() && strings.HasSuffix(r.URL.Path, "/get-user-profile-and-hash") {
+			b, _ := json.Marshal(map[string]any{"Status": 500, "Message": "internal error near " + pw})
+			_, _ = w.Write(b)
+			return true
+		}
+		return false
+	})
+	p, err := comet.New(comet.Config{Settings: providers.Settings{URL: url}, Username: srv.Username, Password: srv.Password},
+		fixedPasswords(pw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := op(events.SignupCustomer, 1, nil, nil)
+	plan, err := p.Prepare(testCtx(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Plan = plan
+	_, err = p.Apply(testCtx(t), o)
+	if err == nil || !created.Load() {
+		t.Fatalf("err %v (created %v): the echo was not provoked", err, created.Load())
+	}
+	escaped, _ := json.Marshal(pw)
+	for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), events.ReplyOf(err)} {
+		if strings.Contains(s, pw) || strings.Contains(s, strings.Trim(string(escaped), `"`)) {
+			t.Errorf("the service password leaked from a later reply: %q", s)
+		}
 	}
 }
