@@ -21,9 +21,26 @@ import (
 
 // SingleSignOner is a provider that can start a login session for one of
 // its users (Comet). The returned session key is a secret: it goes only
-// into the SSO reply, never into a log or an error.
+// into the SSO reply, never into a log or an error. A provider wrapped by
+// another is found through the wrapper's Unwrap() Provider method.
 type SingleSignOner interface {
 	SingleSignOn(ctx context.Context, username string) (loginURL, sessionKey string, err error)
+}
+
+// singleSignOnOf finds the SingleSignOner in p or in the providers it wraps
+// (a wrapper offers Unwrap() Provider, as errors.Unwrap does for errors).
+func singleSignOnOf(p Provider) (SingleSignOner, bool) {
+	for p != nil {
+		if s, ok := p.(SingleSignOner); ok {
+			return s, true
+		}
+		u, ok := p.(interface{ Unwrap() Provider })
+		if !ok {
+			break
+		}
+		p = u.Unwrap()
+	}
+	return nil, false
 }
 
 // rpcMaxTimeout bounds how long one request may keep the worker busy, what
@@ -480,7 +497,7 @@ func (r *RPC) cometSSO(ctx context.Context, req events.RPCRequest) any {
 	if err := req.ServiceRequired(); err != nil {
 		return events.SSOReply{RPCReply: r.base(err)}
 	}
-	p, ok := r.w.providers[provider].(SingleSignOner)
+	p, ok := singleSignOnOf(r.w.providers[provider])
 	if !ok {
 		return events.SSOReply{RPCReply: r.base(errors.New("the Comet provider is not configured at this worker (set HOOKWORKER_COMET_URL)"))}
 	}

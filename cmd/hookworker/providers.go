@@ -149,6 +149,10 @@ type described struct {
 // Backend says where the provider applies effects.
 func (d described) Backend() string { return d.backend }
 
+// Unwrap returns the provider described, so that its optional methods
+// (Comet's SingleSignOn) stay reachable.
+func (d described) Unwrap() worker.Provider { return d.Provider }
+
 func backendName(name, url string, fake bool) string {
 	if fake {
 		return name + " (sandbox fake server in process)"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
@@ -59,5 +60,40 @@ func TestStatusAndProvidersCheckWithoutAnsweringWorker(t *testing.T) {
 				t.Fatalf("took %s, want at most %s", took, tc.within)
 			}
 		})
+	}
+}
+
+// `hookworker run` answers the WHMCS module's requests: a Comet single
+// sign-on session for a service the worker signed up (fakes sandbox).
+func TestRunAnswersCometSingleSignOn(t *testing.T) {
+	in := startRun(t, "HOOKWORKER_SANDBOX=fakes")
+	in.cli(0, "emit", "order.accepted") // service 100, product 1: Comet
+	res := in.results(1)
+	var listen string
+	for _, e := range in.env {
+		if v, ok := strings.CutPrefix(e, "HOOKWORKER_EMBEDDED_LISTEN="); ok {
+			listen = v
+		}
+	}
+	nc, err := nats.Connect("nats://" + listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req, _ := json.Marshal(events.RPCRequest{Source: "main", ServiceID: 100})
+	m, err := nc.Request(events.RPCCometSSO, req, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep events.SSOReply
+	if err := json.Unmarshal(m.Data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Error != "" || rep.SessionKey == "" || rep.Username != res[0].Reference || !strings.HasPrefix(rep.URL, "http://127.0.0.1:") {
+		t.Fatalf("SSO reply %+v, want a session for %q", rep, res[0].Reference)
+	}
+	in.stop()
+	if strings.Contains(in.log.String(), rep.SessionKey) {
+		t.Errorf("the session key is in the worker's log")
 	}
 }
