@@ -11,7 +11,7 @@ type Options struct {
 	Concurrency     int           `envconfig:"CONCURRENCY" default:"8" desc:"operations processed at once by this worker"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"time JetStream waits for an ack before redelivering; the worker sends in-progress signals during long provider calls"`
 	MaxAckPending   int           `envconfig:"MAX_ACK_PENDING" default:"0" desc:"most unacknowledged events across all replicas (0 = 4 x CONCURRENCY)"`
-	Prefetch        int           `envconfig:"PREFETCH" default:"0" desc:"events this worker pulls ahead of its free slots (0 = CONCURRENCY, at most MAX_ACK_PENDING)"`
+	Prefetch        int           `envconfig:"PREFETCH" default:"0" desc:"events this worker pulls ahead of its free slots (0 = CONCURRENCY up to 128; at most MAX_ACK_PENDING)"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"30" desc:"deliveries of an event before it is dead-lettered (with the retry defaults: about 6 hours of retries)"`
 	RetryBase       time.Duration `envconfig:"RETRY_BASE" default:"5s" desc:"redelivery delay after the first failed delivery; doubles each delivery"`
 	RetryMax        time.Duration `envconfig:"RETRY_MAX" default:"15m" desc:"longest redelivery delay"`
@@ -35,7 +35,7 @@ func (o *Options) defaults() {
 		o.MaxAckPending = 4 * o.Concurrency
 	}
 	if o.Prefetch == 0 {
-		o.Prefetch = o.Concurrency
+		o.Prefetch = min(o.Concurrency, 128) // more buys no speed, only memory
 	}
 	o.Prefetch = min(o.Prefetch, o.MaxAckPending, 4*o.Concurrency) // the consumer's MaxRequestBatch is 4 x CONCURRENCY
 	if o.LeaseTime == 0 {

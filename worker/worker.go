@@ -309,6 +309,15 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Debug("event done", zap.Int("operations", len(ops)), zap.Duration("took", time.Since(start)))
 		return
 	}
+	w.settle(ctx, msg, meta, env, typ, failed, log)
+}
+
+// settle ends a delivery in which some operations failed: dead-letters it
+// when a failure is permanent or the deliveries are exhausted, else reports
+// the failures and naks it with the redelivery delay. (Kept out of handle so
+// that the hot path's stack frame stays small: with a thousand events in
+// flight, each goroutine's stack is a good part of the worker's memory.)
+func (w *Worker) settle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, env events.Envelope, typ string, failed []failure, log *zap.Logger) {
 	exhausted := meta.NumDelivered >= uint64(w.opts.MaxDeliver)
 	permanent := false
 	var retryAfter time.Duration
@@ -420,19 +429,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	}
 	rec := c.rec
 	if rec.State == StateDone {
-		w.m.operations.WithLabelValues(op.Provider, string(op.Action), "already_done").Inc()
-		w.m.processed.WithLabelValues(typeLabel(env.Type), "duplicate").Inc()
-		if b := backendOf(p); rec.Operation.Provider != op.Provider || (rec.Backend != "" && rec.Backend != b) {
-			log.Warn("operation was done earlier by another provider or mode: not applied again; re-publishing its recorded result (use a fresh HOOKWORKER_DATA_DIR or bucket to start over)",
-				zap.String("recorded_provider", rec.Operation.Provider), zap.String("recorded_backend", rec.Backend),
-				zap.String("backend", b), zap.Time("done_at", rec.Updated))
-		} else {
-			log.Info("operation already done; re-publishing its recorded result")
-		}
-		if err := w.republish(rec, meta.Sequence.Stream); err != nil {
-			return rec, err
-		}
-		return rec, nil
+		return rec, w.answerDone(env, meta, op, p, &rec, log)
 	}
 	op.Plan = rec.Plan
 
@@ -457,10 +454,32 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 			return w.fail(ctx, rec, c.rev, err, log)
 		}
 	}
+	err = w.complete(ctx, env, meta, op, p, &rec, c.rev, out, log)
+	return rec, err
+}
+
+// answerDone answers an operation whose record says it is done: its
+// recorded result is published again.
+func (w *Worker) answerDone(env events.Envelope, meta *jetstream.MsgMetadata, op events.Operation, p Provider, rec *Record, log *zap.Logger) error {
+	w.m.operations.WithLabelValues(op.Provider, string(op.Action), "already_done").Inc()
+	w.m.processed.WithLabelValues(typeLabel(env.Type), "duplicate").Inc()
+	if b := backendOf(p); rec.Operation.Provider != op.Provider || (rec.Backend != "" && rec.Backend != b) {
+		log.Warn("operation was done earlier by another provider or mode: not applied again; re-publishing its recorded result (use a fresh HOOKWORKER_DATA_DIR or bucket to start over)",
+			zap.String("recorded_provider", rec.Operation.Provider), zap.String("recorded_backend", rec.Backend),
+			zap.String("backend", b), zap.Time("done_at", rec.Updated))
+	} else {
+		log.Info("operation already done; re-publishing its recorded result")
+	}
+	return w.republish(*rec, meta.Sequence.Stream)
+}
+
+// complete records the effect's outcome in rec (done) and publishes its
+// result, both confirmed before it returns nil.
+func (w *Worker) complete(ctx context.Context, env events.Envelope, meta *jetstream.MsgMetadata, op events.Operation, p Provider, rec *Record, rev uint64, out events.Outcome, log *zap.Logger) error {
 	rec.Attempts = w.appendAttempt(rec.Attempts, op, nil)
 	resID, result, err := w.resultEnvelope(events.OutcomeSucceeded, env, op, resultFields{attempt: len(rec.Attempts), outcome: out})
 	if err != nil {
-		return rec, events.AsTransient(err, 0)
+		return events.AsTransient(err, 0)
 	}
 	rec.State, rec.Outcome, rec.Result, rec.Owner, rec.LeaseUntil = StateDone, &out, result, "", time.Time{}
 	rec.EventID, rec.EventSeq, rec.Backend = env.ID, meta.Sequence.Stream, backendOf(p)
@@ -471,17 +490,17 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	// delivery: a redelivery finds the done record and re-publishes its
 	// result, or finds the effect by look-up and records it.
 	pub, perr := w.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded), result, jetstream.WithMsgID(resID))
-	if _, err := saveRecord(saveCtx, w.kv, rec, c.rev); err != nil {
+	if _, err := saveRecord(saveCtx, w.kv, *rec, rev); err != nil {
 		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Error("effect applied but its record could not be saved; the redelivery will look it up", zap.Error(err))
-		return rec, events.AsTransient(fmt.Errorf("save record: %w", err), 0)
+		return events.AsTransient(fmt.Errorf("save record: %w", err), 0)
 	}
 	if perr == nil {
 		perr = awaitPub(saveCtx, pub)
 	}
 	if perr != nil {
 		w.m.publishFailures.Inc()
-		return rec, events.AsTransient(fmt.Errorf("publish result: %w", perr), 0)
+		return events.AsTransient(fmt.Errorf("publish result: %w", perr), 0)
 	}
 	outcome := "succeeded"
 	if out.AlreadyDone {
@@ -490,7 +509,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	w.m.operations.WithLabelValues(op.Provider, string(op.Action), outcome).Inc()
 	log.Info("operation succeeded", zap.String("reference", out.Reference), zap.Bool("already_done", out.AlreadyDone),
 		zap.Int("attempt", len(rec.Attempts)))
-	return rec, nil
+	return nil
 }
 
 // awaitPub waits for an asynchronous publish's confirmation.
