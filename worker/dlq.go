@@ -79,9 +79,29 @@ func (d *DeadLetters) List(ctx context.Context, f Filter) ([]Entry, error) {
 	return out, nil
 }
 
+// ErrNoSuchEntry is returned (wrapped) for a sequence number that is not
+// in the dead-letter stream (never was, replayed or discarded).
+var ErrNoSuchEntry = errors.New("no such entry")
+
+// noEntry is a sequence number without an entry; it matches both
+// ErrNoSuchEntry and the JetStream error behind it.
+type noEntry struct {
+	seq uint64
+	err error
+}
+
+func (e noEntry) Error() string {
+	return fmt.Sprintf("dead letter %d: no such entry (`hookworker dlq list` shows the entries)", e.seq)
+}
+
+func (e noEntry) Unwrap() []error { return []error{ErrNoSuchEntry, e.err} }
+
 // Get returns the entry at seq.
 func (d *DeadLetters) Get(ctx context.Context, seq uint64) (Entry, error) {
 	m, err := d.stream.GetMsg(ctx, seq)
+	if isNotFound(err) {
+		return Entry{}, noEntry{seq, err}
+	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
@@ -137,7 +157,7 @@ func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (uint64, error) {
 func (d *DeadLetters) Discard(ctx context.Context, seq uint64) error {
 	if err := d.stream.DeleteMsg(ctx, seq); err != nil {
 		if isNotFound(err) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
-			return fmt.Errorf("dead letter %d: no such entry", seq)
+			return noEntry{seq, err}
 		}
 		return fmt.Errorf("discard dead letter %d: %w", seq, err)
 	}

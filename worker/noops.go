@@ -56,7 +56,7 @@ func NoOperationsReason(env events.Envelope, cat *catalog.Catalog) string {
 			case it.Renewal:
 				add(fmt.Sprintf("item %d is a renewal (it arrives as service.renewal_paid)", it.ID))
 			case it.Type != "Hosting" || it.ProductID == 0:
-				add(fmt.Sprintf("item %d is a %s item, not a first payment of a product", it.ID, orUnknown(it.Type)))
+				add(fmt.Sprintf("item %d (type %s) is not the first payment of a product", it.ID, orUnknown(it.Type)))
 			case it.Module == events.ModuleManaged:
 				add(fmt.Sprintf("service %d uses the hookworker WHMCS module, whose CreateAccount signs it up", it.RelID))
 			default:
@@ -80,7 +80,7 @@ func NoOperationsReason(env events.Envelope, cat *catalog.Catalog) string {
 
 func orUnknown(s string) string {
 	if s == "" {
-		return "typeless"
+		return "none"
 	}
 	return s
 }

@@ -118,3 +118,23 @@ func TestRepublishedResultReachesFollowers(t *testing.T) {
 		t.Errorf("warning fields %v", f)
 	}
 }
+
+// A provider error that already names provider and action is not prefixed
+// a second time (`codeguard signup_customer: codeguard signup_customer: …`);
+// one that does not is.
+func TestProviderErrorPrefixIsNotDoubled(t *testing.T) {
+	p := newPipeline(t, nil)
+	p.start(p.sb)
+	p.sb.FailNext(events.Permanentf("sandbox signup_customer \"ada\": quota exceeded"))
+	workertest.Publish(t, p.js, order(t, 71, svc(710, 1)))
+	p.results.WaitFor(t, events.ProvisioningDeadLettered, 1, 10*time.Second)
+	p.sb.FailNext(events.Permanentf("quota exceeded"))
+	workertest.Publish(t, p.js, order(t, 72, svc(720, 1)))
+	got := p.results.WaitFor(t, events.ProvisioningDeadLettered, 2, 10*time.Second)
+	want := map[int]string{710: "sandbox signup_customer \"ada\": quota exceeded", 720: "sandbox signup_customer: quota exceeded"}
+	for _, r := range got {
+		if r.Data.Error != want[r.Data.ServiceID] {
+			t.Errorf("service %d: error %q, want %q", r.Data.ServiceID, r.Data.Error, want[r.Data.ServiceID])
+		}
+	}
+}

@@ -561,7 +561,9 @@ func (w *Worker) apply(ctx context.Context, p Provider, op events.Operation, rec
 		if errors.As(err, &stop) {
 			err = stop.Err
 		}
-		err = fmt.Errorf("%s %s: %w", op.Provider, op.Action, err)
+		if prefix := op.Provider + " " + string(op.Action); !strings.HasPrefix(err.Error(), prefix) {
+			err = fmt.Errorf("%s: %w", prefix, err) // providers usually name themselves already
+		}
 		rec.Attempts = w.appendAttempt(rec.Attempts, op, err)
 		if stop != nil {
 			return backoff.Permanent(err)

@@ -32,6 +32,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpRequested{fs}
+			}
 			return nil, usageError{fmt.Errorf("%s: %w", fs.Name(), err)}
 		}
 		args = fs.Args()
@@ -90,7 +93,7 @@ func cmdEmit(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 			return usageError{fmt.Errorf("emit: %s: %w", *file, err)}
 		}
 		if env.Type != typ {
-			return usageError{fmt.Errorf("emit: %s holds a %s event, not %s", *file, env.Type, typ)}
+			return usageError{fmt.Errorf("emit: %s holds an event of type %s, not %s", *file, env.Type, typ)}
 		}
 	} else {
 		if env, err = events.SampleOf(typ, *source, ids); err != nil {
@@ -387,7 +390,7 @@ func cmdDLQ(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 				e.EventID, e.ErrorClass, e.Deliveries, strings.ReplaceAll(reason, "\n", " "))
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "%d dead letters\n", len(list))
+		fmt.Fprintln(stdout, plural(len(list), "dead letter"))
 		return nil
 	case "show":
 		list, err := seqs()
@@ -417,14 +420,14 @@ func cmdDLQ(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 				ev, err := d.Replay(qctx, s)
 				if err != nil {
 					failed++
-					fmt.Fprintf(stdout, "dead letter %d: %v\n", s, err)
+					fmt.Fprintln(stdout, err) // names the dead letter
 					continue
 				}
 				fmt.Fprintf(stdout, "dead letter %d replayed as event %d (same idempotency key)\n", s, ev)
 			} else {
 				if err := d.Discard(qctx, s); err != nil {
 					failed++
-					fmt.Fprintf(stdout, "dead letter %d: %v\n", s, err)
+					fmt.Fprintln(stdout, err) // names the dead letter
 					continue
 				}
 				fmt.Fprintf(stdout, "dead letter %d discarded\n", s)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/kelseyhightower/envconfig"
@@ -72,7 +73,7 @@ func loadConfig() (Config, error) {
 	if err := envconfig.Process(envPrefix, &c); err != nil {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
-			return c, configError{fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, redactValue(pe.KeyName, pe.Value), pe.TypeName)}
+			return c, configError{fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, redactValue(pe.KeyName, pe.Value), describeType(pe.TypeName, pe.Value))}
 		}
 		return c, configError{err}
 	}
@@ -80,6 +81,25 @@ func loadConfig() (Config, error) {
 		return c, configError{err}
 	}
 	return c, nil
+}
+
+// describeType names what a setting wants in words, not as a Go type,
+// with a hint for a duration given as a bare number.
+func describeType(goType, value string) string {
+	switch goType {
+	case "time.Duration", "Duration":
+		if _, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			return fmt.Sprintf("a duration: give a unit, e.g. %q", strings.TrimSpace(value)+"s")
+		}
+		return "a duration (e.g. 30s, 5m, 1h30m)"
+	case "int", "int64", "int32", "uint", "uint64", "uint32":
+		return "a whole number"
+	case "float64", "float32":
+		return "a number"
+	case "bool":
+		return "true or false"
+	}
+	return goType
 }
 
 func redactValue(key, v string) string {

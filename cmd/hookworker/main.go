@@ -15,14 +15,61 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
-var version = "dev"
+// version is set at link time (-ldflags "-X main.version=v1.2.3"); empty
+// means the module's build info (buildVersion).
+var version = ""
+
+// buildVersion is the version this binary reports: the link-time one, else
+// the module version Go stamped (v1.2.3 for `go install …@v1.2.3`), plus
+// the VCS revision and whether the tree was modified (a plain `go build`
+// in a git checkout).
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, modified, at string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		case "vcs.time":
+			at = s.Value
+		}
+	}
+	if rev != "" && (v == "(devel)" || strings.HasPrefix(v, "v0.0.0-")) {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v = "(devel) " + rev
+		if modified == "true" {
+			v += "+modified"
+		}
+		if at != "" {
+			v += " " + at
+		}
+	}
+	return v + " " + info.GoVersion
+}
 
 const usage = `hookworker: provisioning worker for WHMCS events on NATS JetStream
 
@@ -60,8 +107,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		return printHelp(stdout)
 	}
-	if args[0] == "version" {
-		fmt.Fprintln(stdout, "hookworker", version)
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, "hookworker", buildVersion())
 		return 0
 	}
 	cfg, err := loadConfig()
@@ -101,12 +148,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var ue usageError
 	var ce configError
+	var he helpRequested
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &he):
+		he.print(stdout)
+		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintln(stderr, "hookworker:", err)
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "usage: hookworker help (or hookworker <command> --help)")
 		return 2
 	case errors.As(err, &ce):
 		fmt.Fprintln(stderr, "hookworker: configuration:", err)
@@ -115,6 +166,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hookworker:", err)
 		return 1
 	}
+}
+
+// helpRequested is -h or --help after a command: its flags are printed
+// and the exit status is 0.
+type helpRequested struct{ fs *flag.FlagSet }
+
+func (h helpRequested) Error() string { return "help requested" }
+
+func (h helpRequested) print(w io.Writer) {
+	fmt.Fprintf(w, "usage: hookworker %s [flags]\n\nFlags:\n", h.fs.Name())
+	h.fs.SetOutput(w)
+	h.fs.PrintDefaults()
 }
 
 // usageError is a mistake on the command line: exit status 2.

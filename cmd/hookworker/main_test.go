@@ -270,7 +270,7 @@ func TestRunEmitResultsDeadLettersAndGracefulStop(t *testing.T) {
 	in.cli(0, "emit", "order.accepted", "--file", bad)
 	in.results(2)
 	list := in.cli(0, "dlq", "list")
-	if !strings.Contains(list, "whmcs:main:AcceptOrder:77") || !strings.Contains(list, "1 dead letters") {
+	if !strings.Contains(list, "whmcs:main:AcceptOrder:77") || !strings.Contains(list, "1 dead letter\n") {
 		t.Fatalf("dlq list:\n%s", list)
 	}
 	show := in.cli(0, "dlq", "show", "1")

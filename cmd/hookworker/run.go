@@ -90,7 +90,7 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hookworker_build_info",
 		Help: "Always 1; the version label says which build runs, sandbox which sandbox it provisions at (memory, fakes; empty with a catalog)."},
 		[]string{"version", "sandbox"})
-	buildInfo.WithLabelValues(version, sandboxMode).Set(1)
+	buildInfo.WithLabelValues(buildVersion(), sandboxMode).Set(1)
 	reg.MustRegister(buildInfo)
 	metrics := worker.NewMetrics(reg)
 

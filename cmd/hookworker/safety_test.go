@@ -463,3 +463,69 @@ func TestZeroOperationsSayWhy(t *testing.T) {
 		}
 	}
 }
+
+// The CLI's small things: --help after a command exits 0 with its flags, a
+// usage error is two lines, version comes from the build info, a duration
+// without a unit gets a hint, dlq show of a missing entry says so once.
+func TestCLIMessages(t *testing.T) {
+	run := func(env []string, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(binary(t), args...)
+		cmd.Env = append(append(os.Environ(), "HOOKWORKER_DATA_DIR="+t.TempDir()), env...)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	for _, tc := range []struct {
+		env   []string
+		args  []string
+		code  int
+		want  []string
+		not   []string
+		lines int
+	}{
+		{nil, []string{"emit", "--help"}, 0, []string{"usage: hookworker emit", "-product"}, []string{"flag: help requested"}, 0},
+		{nil, []string{"dlq", "list", "-h"}, 0, []string{"-class"}, nil, 0},
+		{nil, []string{"emit"}, 2, []string{"emit: want exactly one event type", "hookworker help"}, []string{"Event types:"}, 2},
+		{nil, []string{"frobnicate"}, 2, []string{"unknown command"}, nil, 2},
+		{nil, []string{"version"}, 0, []string{"hookworker (devel)", "go1."}, []string{"dev\n"}, 1},
+		{[]string{"HOOKWORKER_ACK_WAIT=30"}, []string{"status"}, 2, []string{`HOOKWORKER_ACK_WAIT: cannot read "30" as a duration: give a unit, e.g. "30s"`}, []string{"time.Duration"}, 1},
+		{[]string{"HOOKWORKER_CONCURRENCY=lots"}, []string{"status"}, 2, []string{"as a whole number"}, []string{" int\n"}, 1},
+	} {
+		code, out := run(tc.env, tc.args...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d:\n%s", tc.args, code, tc.code, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("%v: output has %q:\n%s", tc.args, n, out)
+			}
+		}
+		if n := strings.Count(strings.TrimSpace(out), "\n") + 1; tc.lines > 0 && n != tc.lines {
+			t.Errorf("%v: %d lines, want %d:\n%s", tc.args, n, tc.lines, out)
+		}
+	}
+
+	in := startRun(t)
+	out := in.cli(1, "dlq", "show", "99")
+	if strings.Count(out, "dead letter 99") != 1 || !strings.Contains(out, "no such entry") || strings.Contains(out, "nats:") {
+		t.Errorf("dlq show 99:\n%s", out)
+	}
+	if out := in.cli(1, "dlq", "replay", "99"); strings.Count(out, "dead letter 99") != 1 {
+		t.Errorf("dlq replay 99:\n%s", out)
+	}
+	if out := in.cli(0, "dlq", "list"); !strings.Contains(out, "0 dead letters") {
+		t.Errorf("dlq list:\n%s", out)
+	}
+	in.stop()
+}

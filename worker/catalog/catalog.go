@@ -133,7 +133,7 @@ func Parse(b []byte, name string, validators map[string]Validator) (*Catalog, er
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", name, err)
+		return nil, decodeError(name, b, err)
 	}
 	c := &Catalog{products: map[int]Product{}, validators: validators}
 	switch f.UnknownProducts {

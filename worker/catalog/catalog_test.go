@@ -71,7 +71,7 @@ func TestParseErrorsNameProductAndField(t *testing.T) {
 		{"provision_on", "products:\n  - id: 6\n    provider: sandbox\n    provision_on: whenever\n", "product 6: provision_on"},
 		{"signup", "products:\n  - id: 7\n    provider: sandbox\n    signup: renew\n", "product 7: signup"},
 		{"client_added action", "client_added:\n  - provider: sandbox\n    action: terminate\n", "client_added[0]: action"},
-		{"unknown key", "products:\n  - id: 8\n    provider: sandbox\n    price: 5\n", "field price not found"},
+		{"unknown key", "products:\n  - id: 8\n    provider: sandbox\n    price: 5\n", `unknown key "price" in a product`},
 		{"nested setting", "products:\n  - id: 9\n    provider: sandbox\n    settings: {a: {b: c}}\n", `product 9: settings: "a"`},
 		{"unknown_products", "unknown_products: maybe\n", "unknown_products"},
 		{"yaml", "products: [", "catalog test"},
