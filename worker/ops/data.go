@@ -464,9 +464,14 @@ func redactJSON(v any) any {
 
 // prettyOriginal renders a dead letter's original message: indented JSON
 // (secret-looking fields hidden), or the raw bytes as text with invalid
-// UTF-8 and control characters escaped.
+// UTF-8 and control characters escaped. Of a message too large for its
+// entry it shows the prefix kept, and says so.
 func prettyOriginal(d events.DeadLetter) (text string, isJSON bool) {
 	b := d.Original()
+	if d.Truncated {
+		return escapeBytes(b) + fmt.Sprintf("\n… (too large for a dead-letter entry: the first %d of %d bytes, SHA-256 %s; replay takes the whole message from the events stream while it is there)",
+			len(b), d.OriginalSize, d.OriginalSHA256), false
+	}
 	if json.Valid(b) {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.UseNumber()
