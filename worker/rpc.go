@@ -430,20 +430,47 @@ func (r *RPC) serviceRetry(ctx context.Context, req events.RPCRequest) any {
 	return rep
 }
 
-// deadLettersOf lists the dead letters whose event concerns the service.
+// deadLettersOf lists the dead letters whose event concerns the service. It
+// reads the instance's entries (subject hookworker.dlq.<source>.>) in one
+// ordered consumer, not one request per entry.
 func (r *RPC) deadLettersOf(ctx context.Context, source string, serviceID int) ([]Entry, error) {
-	d, err := OpenDeadLetters(ctx, r.w.js)
+	cons, err := r.w.js.OrderedConsumer(ctx, DeadLetterStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.DeadLetterPrefix + "." + source + ".>"}, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dead-letter stream %s: %w", DeadLetterStream, err)
 	}
-	all, err := d.List(ctx, Filter{Source: source})
+	info, err := cons.Info(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dead-letter stream %s: %w", DeadLetterStream, err)
 	}
 	var out []Entry
-	for _, e := range all {
-		if concernsService(e.Event, serviceID) {
-			out = append(out, e)
+	for left := info.NumPending; left > 0; {
+		batch, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		got := uint64(0)
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			left = md.NumPending
+			var dl events.DeadLetter
+			if json.Unmarshal(m.Data(), &dl) != nil || !concernsService(dl.Event, serviceID) {
+				continue
+			}
+			out = append(out, Entry{Seq: md.Sequence.Stream, DeadLetter: dl})
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		if got == 0 {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			break // entries removed while reading
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
