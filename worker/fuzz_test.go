@@ -1,12 +1,20 @@
 package worker
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/hookworker/hookworker/events"
 	"github.com/hookworker/hookworker/worker/catalog"
@@ -117,6 +125,80 @@ func FuzzRoute(f *testing.F) {
 				t.Fatalf("operation %+v does not carry its event", op)
 			}
 			keys[op.Key] = true
+		}
+	})
+}
+
+// FuzzDeadLetterStore stores entries on a real embedded JetStream server
+// whose max payload is 16 KiB: every entry must be accepted by the
+// dead-letter stream (a subject it captures, a size under the server's
+// limit), read back whole, and the connection must stay open.
+func FuzzDeadLetterStore(f *testing.F) {
+	f.Add([]byte(`{"id":"x","type":"order.accepted"}`), "main", "order.accepted", "whmcs.main.order.accepted", "bad")
+	f.Add([]byte(strings.Repeat("not json ", 3000)), "main", "order..accepted", "whmcs.main.order.accepted", "big")
+	f.Add([]byte("{}"), strings.Repeat("s", 5000), strings.Repeat("t", 5000), "whmcs.chaos", strings.Repeat("r", 20000))
+	f.Add([]byte("\xff"), "ma\xffin", "order.accepted.", "whmcs..x", "")
+	dir, err := os.MkdirTemp("", "hookworker-fuzz-")
+	if err != nil {
+		f.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, MaxPayload: 16 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	go ns.Start()
+	f.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown(); _ = os.RemoveAll(dir) })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		f.Fatal("embedded server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := Setup(ctx, js, DefaultOptions()); err != nil {
+		f.Fatal(err)
+	}
+	dlq, err := js.Stream(ctx, DeadLetterStream)
+	if err != nil {
+		f.Fatal(err)
+	}
+	w := &Worker{js: js, m: NewMetrics(nil), log: zap.NewNop()}
+	var seq atomic.Uint64
+	seq.Store(uint64(time.Now().UnixNano())) // fresh message ids in every fuzz process
+	f.Fuzz(func(t *testing.T, original []byte, source, typ, subject, reason string) {
+		dl := events.DeadLetter{EventType: events.Type(typ), Source: source, Subject: subject, StreamSequence: seq.Add(1),
+			ErrorClass: events.Permanent, Reason: reason, Deliveries: 1, DeadLetteredAt: time.Now().UTC()}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.storeDeadLetter(ctx, dl, original); err != nil {
+			t.Fatalf("store: %v", err)
+		}
+		if nc.IsClosed() {
+			t.Fatal("the connection closed")
+		}
+		labels(&dl)
+		m, err := dlq.GetLastMsgForSubject(ctx, events.DeadLetterSubject(dl.Source, dl.EventType))
+		if err != nil {
+			t.Fatalf("read back: %v", err)
+		}
+		var got events.DeadLetter
+		if err := json.Unmarshal(m.Data, &got); err != nil || got.StreamSequence != dl.StreamSequence {
+			t.Fatalf("read back another entry or garbage: %v", err)
+		}
+		kept := got.Original()
+		if got.Truncated {
+			if string(kept) != string(original[:len(kept)]) || got.OriginalSize != len(original) {
+				t.Fatalf("truncated entry keeps %d bytes that are not a prefix of %d", len(kept), len(original))
+			}
+		} else if string(kept) != string(original) {
+			t.Fatalf("entry keeps %q, not %q", kept, original)
 		}
 	})
 }
