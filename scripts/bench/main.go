@@ -83,7 +83,7 @@ func main() {
 	concs := flag.String("concurrency", "8,32,128", "HOOKWORKER_CONCURRENCY values to run hookworker at")
 	wm := flag.String("watermill-subscribers", "8,32", "Watermill subscription counts to run the router at")
 	rssConc := flag.Int("rss-concurrency", 1024, "HOOKWORKER_CONCURRENCY of the peak-RSS case")
-	rssN := flag.Int("rss-n", 8000, "events in the peak-RSS burst")
+	rssN := flag.Int("rss-n", 4000, "events in the peak-RSS case")
 	base := flag.String("baseline-ref", "", "also run hookworker built from this git ref (e.g. main) at each -concurrency, for before/after ratios")
 	cases := flag.String("cases", "raw,watermill,hookworker,rss", "cases to run")
 	ns := flag.String("nats-server", "", "nats-server binary (default: PATH, then $GOPATH/bin, else go install)")
@@ -197,24 +197,27 @@ func run(cfg config) error {
 	started := time.Now()
 
 	var results []result
-	runOne := func(name, kind string, conc int, n int, start starter) error {
+	runOne := func(name, kind string, conc int, n int, start starter, note *string) error {
 		fmt.Fprintf(os.Stderr, "bench: %s ...\n", name)
 		r, err := runCase(cfg, dir, nsBin, name, n, start)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		r.kind, r.conc = kind, conc
+		if note != nil {
+			r.note = *note
+		}
 		results = append(results, r)
 		return nil
 	}
 	if cfg.cases["raw"] {
-		if err := runOne("raw consume+ack", "raw", 0, cfg.n, rawStarter(self)); err != nil {
+		if err := runOne("raw consume+ack", "raw", 0, cfg.n, rawStarter(self), nil); err != nil {
 			return err
 		}
 	}
 	if cfg.cases["watermill"] {
 		for _, s := range cfg.wmSubs {
-			if err := runOne(fmt.Sprintf("watermill router, %d subs", s), "watermill", s, cfg.n, watermillStarter(wmBin, s)); err != nil {
+			if err := runOne(fmt.Sprintf("watermill router, %d subs", s), "watermill", s, cfg.n, watermillStarter(wmBin, s), nil); err != nil {
 				return err
 			}
 		}
@@ -222,22 +225,24 @@ func run(cfg config) error {
 	if cfg.cases["hookworker"] {
 		for _, c := range cfg.concs {
 			if baseBin != "" {
-				if err := runOne(fmt.Sprintf("hookworker@%s c=%d", cfg.baselineRef, c), "baseline", c, cfg.n, hookworkerStarter(baseBin, dir, c, false)); err != nil {
+				if err := runOne(fmt.Sprintf("hookworker@%s c=%d", cfg.baselineRef, c), "baseline", c, cfg.n, hookworkerStarter(baseBin, dir, c, false, nil), nil); err != nil {
 					return err
 				}
 			}
-			if err := runOne(fmt.Sprintf("hookworker c=%d", c), "hookworker", c, cfg.n, hookworkerStarter(hwBin, dir, c, false)); err != nil {
+			if err := runOne(fmt.Sprintf("hookworker c=%d", c), "hookworker", c, cfg.n, hookworkerStarter(hwBin, dir, c, false, nil), nil); err != nil {
 				return err
 			}
 		}
 	}
 	if cfg.cases["rss"] {
 		if baseBin != "" {
-			if err := runOne(fmt.Sprintf("hookworker@%s c=%d (RSS)", cfg.baselineRef, cfg.rssConc), "rss-baseline", cfg.rssConc, cfg.rssN, hookworkerStarter(baseBin, dir, cfg.rssConc, true)); err != nil {
+			var note string
+			if err := runOne(fmt.Sprintf("hookworker@%s c=%d (RSS)", cfg.baselineRef, cfg.rssConc), "rss-baseline", cfg.rssConc, cfg.rssN, hookworkerStarter(baseBin, dir, cfg.rssConc, true, &note), &note); err != nil {
 				return err
 			}
 		}
-		if err := runOne(fmt.Sprintf("hookworker c=%d (RSS)", cfg.rssConc), "rss", cfg.rssConc, cfg.rssN, hookworkerStarter(hwBin, dir, cfg.rssConc, true)); err != nil {
+		var note string
+		if err := runOne(fmt.Sprintf("hookworker c=%d (RSS)", cfg.rssConc), "rss", cfg.rssConc, cfg.rssN, hookworkerStarter(hwBin, dir, cfg.rssConc, true, &note), &note); err != nil {
 			return err
 		}
 	}
@@ -263,29 +268,57 @@ func watermillStarter(bin string, subs int) starter {
 	}
 }
 
-func hookworkerStarter(bin, dir string, conc int, rss bool) starter {
+func hookworkerStarter(bin, dir string, conc int, rss bool, note *string) starter {
 	return func(url, caseDir string) (*exec.Cmd, func() int, error) {
-		metrics := freeAddr()
-		cmd := exec.Command(bin, "run")
-		cmd.Env = append(os.Environ(), "HOOKWORKER_NATS_URL="+url, "HOOKWORKER_DATA_DIR="+caseDir,
-			"HOOKWORKER_METRICS_ADDR="+metrics, "HOOKWORKER_OPS_ADDR=", "HOOKWORKER_LOG_LEVEL=warn",
-			"HOOKWORKER_CONCURRENCY="+strconv.Itoa(conc), "HOOKWORKER_CATALOG=", "HOOKWORKER_SANDBOX=memory",
-			"HOOKWORKER_PROVIDER_CHECK_INTERVAL=0")
-		logf, err := os.Create(filepath.Join(caseDir, "consumer.log"))
-		if err != nil {
-			return nil, nil, err
+		if rss {
+			// Hold every event in flight: each provider call takes a second,
+			// so CONCURRENCY operations are at the provider at once.
+			catalog := filepath.Join(caseDir, "slow-catalog.yaml")
+			if err := os.WriteFile(catalog, []byte(slowCatalog), 0o644); err != nil {
+				return nil, nil, err
+			}
+			cmd, probe, err := startHookworker(bin, url, caseDir, conc, catalog)
+			if err == nil {
+				*note = "sandbox calls take 1 s, so every slot holds an event"
+				return cmd, probe, nil
+			}
+			// An older build cannot route its own catalog to the sandbox:
+			// a burst through the built-in catalog instead.
+			*note = "burst through the built-in catalog (this build cannot route an own catalog to the sandbox)"
 		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			return nil, nil, err
-		}
-		if err := waitReady(metrics, cmd); err != nil {
-			stopProc(cmd)
-			b, _ := os.ReadFile(logf.Name())
-			return nil, nil, fmt.Errorf("%w\n%s", err, tail(b, 2000))
-		}
-		return cmd, func() int { return gauge(metrics, "hookworker_operations_in_flight") }, nil
+		return startHookworker(bin, url, caseDir, conc, "")
 	}
+}
+
+const slowCatalog = `unknown_products: ignore
+products:
+  - id: 1
+    name: slow sandbox backup
+    provider: sandbox
+    settings: {delay: 1s}
+`
+
+func startHookworker(bin, url, caseDir string, conc int, catalog string) (*exec.Cmd, func() int, error) {
+	metrics := freeAddr()
+	cmd := exec.Command(bin, "run")
+	cmd.Env = append(os.Environ(), "HOOKWORKER_NATS_URL="+url, "HOOKWORKER_DATA_DIR="+caseDir,
+		"HOOKWORKER_METRICS_ADDR="+metrics, "HOOKWORKER_OPS_ADDR=", "HOOKWORKER_LOG_LEVEL=warn",
+		"HOOKWORKER_CONCURRENCY="+strconv.Itoa(conc), "HOOKWORKER_CATALOG="+catalog, "HOOKWORKER_SANDBOX=memory",
+		"HOOKWORKER_PROVIDER_CHECK_INTERVAL=0")
+	logf, err := os.Create(filepath.Join(caseDir, "consumer.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	if err := waitReady(metrics, cmd); err != nil {
+		stopProc(cmd)
+		b, _ := os.ReadFile(logf.Name())
+		return nil, nil, fmt.Errorf("%w\n%s", err, tail(b, 2000))
+	}
+	return cmd, func() int { return gauge(metrics, "hookworker_operations_in_flight") }, nil
 }
 
 func startWaitLine(cmd *exec.Cmd, caseDir, want string) (*exec.Cmd, func() int, error) {
@@ -928,7 +961,7 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 	fmt.Fprintf(w, " a confirmed request is one round trip: one out and one in)\n")
 	for _, r := range rs {
 		if r.kind == "rss" || r.kind == "rss-baseline" {
-			fmt.Fprintf(w, "%s: peak RSS %.1f MiB with up to %d operations in flight (sampled every 20 ms)\n", r.name, float64(r.rssKiB)/1024, r.maxInFlight)
+			fmt.Fprintf(w, "%s: peak RSS %.1f MiB with up to %d operations in flight (sampled every 20 ms; %s)\n", r.name, float64(r.rssKiB)/1024, r.maxInFlight, r.note)
 		}
 	}
 
