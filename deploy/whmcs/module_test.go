@@ -530,3 +530,36 @@ func TestModuleRequestsUseTheHookCredentials(t *testing.T) {
 		t.Fatalf("TestConnection with the token: %v", r)
 	}
 }
+
+// MetaData, ConfigOptions (whose order is the configoptionN contract) and
+// the custom button.
+func TestModuleMetaDataAndSettings(t *testing.T) {
+	h := newHW(t, closedPort(t))
+	c := h.module("MetaData", map[string]any{}, "ConfigOptions", map[string]any{}, "AdminCustomButtonArray", map[string]any{})
+	meta := c[0].obj(t)
+	if meta["APIVersion"] != "1.1" || meta["RequiresServer"] != false || meta["ServiceSingleSignOnLabel"] == nil || meta["DisplayName"] == nil {
+		t.Errorf("MetaData %v", meta)
+	}
+	// json_encode keeps the PHP array's order: decode it in order.
+	dec := json.NewDecoder(bytes.NewReader(c[1].Return))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for dec.More() {
+		k, _ := dec.Token()
+		names = append(names, k.(string))
+		var v map[string]any
+		if err := dec.Decode(&v); err != nil || v["Type"] == nil {
+			t.Errorf("setting %v: %v %v", k, v, err)
+		}
+	}
+	want := []string{"Provider", "Signup", "Comet policy group", "Comet create policy group", "Comet Storage Vault template",
+		"CodeGuard plan", "StoreGrid storage GB", "StoreGrid reseller", "More settings", "Request timeout", "Comet web address"}
+	if strings.Join(names, "|") != strings.Join(want, "|") {
+		t.Errorf("ConfigOptions (configoption1..N) = %v, want %v", names, want)
+	}
+	if b := c[2].obj(t); b["Retry now"] != "RetryNow" {
+		t.Errorf("AdminCustomButtonArray %v", b)
+	}
+}
