@@ -52,8 +52,12 @@ func Setup(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Co
 		},
 		{
 			Name: DeadLetterStream, Description: "events that could not be provisioned; inspect and replay with `hookworker dlq`",
+			// One entry per event: every path that dead-letters the message
+			// at a stream sequence uses one Nats-Msg-Id, and the window
+			// outlasts the ack wait after which the last path (the
+			// max-deliveries advisory) can run.
 			Subjects: []string{events.DeadLetterWildcard}, Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy,
-			Duplicates: 2 * time.Minute, Replicas: o.StreamReplicas,
+			Duplicates: max(2*time.Minute, 4*o.AckWait), Replicas: o.StreamReplicas,
 		},
 		{
 			Name: AdvisoryStream, Description: "JetStream max-deliveries advisories of the hookworker consumer, until a worker dead-letters their events",
