@@ -3,9 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -528,4 +535,72 @@ func TestCLIMessages(t *testing.T) {
 		t.Errorf("dlq list:\n%s", out)
 	}
 	in.stop()
+}
+
+// A busy metrics or ops port is the same fault: exit 2 naming the
+// variable, before anything is consumed.
+func TestBusyPortsExit2BeforeConsuming(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, v := range []string{"HOOKWORKER_METRICS_ADDR", "HOOKWORKER_OPS_ADDR"} {
+		p := startProcess(t, v+"="+busy.Addr().String())
+		if code := p.exit(t, 20*time.Second); code != 2 {
+			t.Errorf("%s busy: exit %d, want 2", v, code)
+		}
+		out := p.out.String()
+		if !strings.Contains(out, v+": cannot listen on") || strings.Contains(out, "worker started") || strings.Contains(out, "embedded JetStream server started") {
+			t.Errorf("%s busy:\n%s", v, out)
+		}
+	}
+}
+
+// The embedded server with TLS off loopback: the client commands connect
+// over tls:// trusting the embedded certificate, with the generated token.
+func TestEmbeddedTLSWithTheCLI(t *testing.T) {
+	cert, key := selfSignedCert(t)
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	in := startRun(t, "HOOKWORKER_EMBEDDED_LISTEN=0.0.0.0:"+port, "HOOKWORKER_EMBEDDED_TLS_CERT="+cert, "HOOKWORKER_EMBEDDED_TLS_KEY="+key)
+	if nc, err := nats.Connect("nats://127.0.0.1:"+port, nats.Timeout(2*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("a plain, unauthenticated client connected")
+	}
+	in.cli(0, "emit", "order.accepted")
+	in.results(1)
+	in.stop()
+	if log := in.log.String(); strings.Contains(log, "without TLS") || !strings.Contains(log, `"tls":true`) {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// selfSignedCert writes a certificate for 127.0.0.1 and its key.
+func selfSignedCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hookworker test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
