@@ -981,9 +981,11 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 		if hwBest == nil || r.rate > hwBest.rate {
 			hwBest = r
 		}
-		if wmBest != nil {
-			fmt.Fprintf(w, "  %-22s / %-28s events/s %.2fx   CPU/event (worker+server) %.2fx\n", r.name, wmBest.name, r.rate/wmBest.rate,
-				(r.workerCPU+r.serverCPU)/(wmBest.workerCPU+wmBest.serverCPU))
+		for _, wm := range rs {
+			if wm.kind == "watermill" && (wm.conc == r.conc || &rs[indexOf(rs, wm.name)] == wmBest) {
+				fmt.Fprintf(w, "  %-22s / %-28s events/s %.2fx   CPU/event (worker+server) %.2fx\n", r.name, wm.name, r.rate/wm.rate,
+					(r.workerCPU+r.serverCPU)/(wm.workerCPU+wm.serverCPU))
+			}
 		}
 		for _, b := range rs {
 			if b.kind == "baseline" && b.conc == r.conc {
@@ -1000,6 +1002,15 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 			fmt.Fprintf(w, "  best hookworker / raw consume+ack: %.2f of the server's bare delivery rate\n", hwBest.rate/r.rate)
 		}
 	}
+}
+
+func indexOf(rs []result, name string) int {
+	for i := range rs {
+		if rs[i].name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 func fmtDur(d time.Duration) string {
