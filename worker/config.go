@@ -12,7 +12,7 @@ type Options struct {
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"time JetStream waits for an ack before redelivering; the worker sends in-progress signals during long provider calls"`
 	MaxAckPending   int           `envconfig:"MAX_ACK_PENDING" default:"0" desc:"most unacknowledged events across all replicas (0 = 4 x CONCURRENCY)"`
 	Prefetch        int           `envconfig:"PREFETCH" default:"0" desc:"events this worker pulls ahead of its free slots (0 = CONCURRENCY up to 128; at most MAX_ACK_PENDING)"`
-	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"30" desc:"deliveries of an event before it is dead-lettered (with the retry defaults: about 6 hours of retries)"`
+	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"30" desc:"deliveries of an event before it is dead-lettered (with the retry defaults: about 6 hours of retries); the consumer allows one more, only to dead-letter an event whose last delivery never finished"`
 	RetryBase       time.Duration `envconfig:"RETRY_BASE" default:"5s" desc:"redelivery delay after the first failed delivery; doubles each delivery"`
 	RetryMax        time.Duration `envconfig:"RETRY_MAX" default:"15m" desc:"longest redelivery delay"`
 	AttemptBudget   time.Duration `envconfig:"ATTEMPT_BUDGET" default:"20s" desc:"time one delivery may spend on in-process retries of transient errors"`
