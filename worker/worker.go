@@ -106,6 +106,7 @@ func (w *Worker) Setup(ctx context.Context) error {
 		return fmt.Errorf("consumer %s on %s: %w", advisoryConsumer, AdvisoryStream, err)
 	}
 	w.cons, w.kv, w.adv = cons, kv, adv
+	w.shareReservations(kv) // renewal chains and username claims, shared by every replica
 	return nil
 }
 

@@ -7,11 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers"
 )
 
 // PasswordSource gives the password of the LogicBoxes customer a signup
@@ -54,7 +56,8 @@ type Provider struct {
 	passwords PasswordSource
 	log       *zap.Logger
 	locks     keyedLocks
-	renewals  renewalChain
+	memory    *providers.MemoryReservations // until UseReservations is called
+	shared    atomic.Pointer[providers.Reservations]
 }
 
 // New returns a provider for cfg. It fails when cfg does not validate or
@@ -72,7 +75,25 @@ func New(cfg Config, passwords PasswordSource, log *zap.Logger) (*Provider, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{c: c, cfg: cfg, passwords: passwords, log: log}, nil
+	return &Provider{c: c, cfg: cfg, passwords: passwords, log: log,
+		memory: providers.NewMemoryReservations(renewalMemory)}, nil
+}
+
+// UseReservations makes the provider keep the renewals it has planned but
+// not yet confirmed in r, shared with every replica (the worker passes its
+// NATS key-value reservations when it sets up). Without it they are kept in
+// this process only. Call it before the first Prepare.
+func (p *Provider) UseReservations(r providers.Reservations) {
+	if r != nil {
+		p.shared.Store(&r)
+	}
+}
+
+func (p *Provider) reservations() providers.Reservations {
+	if r := p.shared.Load(); r != nil {
+		return *r
+	}
+	return p.memory
 }
 
 // Client returns the typed API client the provider uses (for operators'
@@ -92,8 +113,10 @@ func (p *Provider) Name() string { return Name }
 // before this renewal and the end time it must leave ({"order_id",
 // "endtime_before", "endtime_expected", "domain"}). endtime_before is the
 // order's current expiry, or, when another renewal of the same order was
-// planned in this process and has not been confirmed, the expiry that one
-// will leave. Apply compares against endtime_expected, so a renewal that
+// planned (by any replica sharing the provider's Reservations) and has not
+// been confirmed, the expiry that one will leave. The renewal stays claimed
+// among the order's renewals until it is confirmed or fails for good; a
+// second Prepare of the same operation returns the same plan. Apply compares against endtime_expected, so a renewal that
 // went through unseen is never repeated and a second renewal is never taken
 // for the first. Other actions record {"domain"}. Errors are classified.
 func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string]string, error) {
@@ -124,10 +147,24 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 		return nil, events.Permanentf("codeguard renew %q: %w", domain, ErrNoOrder)
 	}
 	// A renewal planned while an earlier one of the same order is still in
-	// flight starts where that one will end, not at today's expiry.
-	before := p.renewals.after(d.OrderID, d.EndTime)
-	expected := addMonths(before, months)
-	p.renewals.plan(d.OrderID, op.Key, expected)
+	// flight starts where that one will end, not at today's expiry. The
+	// claim is the arbiter between replicas planning at the same time.
+	v, err := p.reservations().Reserve(ctx, renewalsOf(d.OrderID), op.Key, func(others []providers.Claim) (string, error) {
+		before := d.EndTime
+		for _, c := range others {
+			if _, exp, ok := parseClaim(c.Value); ok {
+				before = max(before, exp)
+			}
+		}
+		return fmt.Sprintf("%d %d", before, addMonths(before, months)), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("codeguard renew %q: claiming its place among the renewals of order %d: %w", domain, d.OrderID, err)
+	}
+	before, expected, ok := parseClaim(v)
+	if !ok {
+		return nil, events.Permanentf("codeguard renew %q: the claim of order %d holds %q, not two end times", domain, d.OrderID, v)
+	}
 	return map[string]string{PlanOrderID: itoa(d.OrderID), PlanEndtimeBefore: itoa(before),
 		PlanEndtimeExpected: itoa(expected), PlanDomain: domain}, nil
 }
@@ -154,7 +191,7 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 			return events.Outcome{}, false, fmt.Errorf("codeguard renew order %d: %w", rp.orderID, err)
 		}
 		if rp.reached(d.EndTime) {
-			p.renewals.done(rp.orderID, op.Key)
+			p.confirmed(ctx, rp.orderID, op.Key)
 			return done(d, domain), true, nil
 		}
 		return events.Outcome{}, false, nil
@@ -241,7 +278,7 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 			// It will not take effect unless an operator replays it: later
 			// renewals of the order no longer start where it would end.
 			if rp, perr := renewPlan(op); perr == nil {
-				p.renewals.done(rp.orderID, op.Key)
+				p.confirmed(ctx, rp.orderID, op.Key)
 			}
 		}
 		return out, err
@@ -381,7 +418,7 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 	switch {
 	case rp.reached(d.EndTime):
 		log.Info("codeguard renewal already applied: the expiry has reached the one this renewal expects")
-		p.renewals.done(orderID, op.Key)
+		p.confirmed(ctx, orderID, op.Key)
 		return done(d, domain), nil
 	case d.CurrentStatus == StatusDeleted:
 		return events.Outcome{}, events.Permanentf("codeguard renew order %d (%q): the order is deleted", orderID, domain)
@@ -423,7 +460,7 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 	if after, err := p.c.Details(ctx, orderID); err == nil {
 		out.Details["endtime"] = itoa(after.EndTime)
 	}
-	p.renewals.done(orderID, op.Key)
+	p.confirmed(ctx, orderID, op.Key)
 	log.Info("codeguard order renewed", zap.Int("months", months))
 	return out, nil
 }
@@ -646,58 +683,31 @@ func renewalSlack(months int) int64 {
 	return int64((48 + 12*months) * 3600)
 }
 
-// renewalChain remembers, in this process, the expiry each planned but not
-// yet confirmed renewal will leave, per order, so that a renewal planned
-// while another of the same order is in flight starts where that one ends.
-// Across worker replicas or a restart between two Prepares this memory is
-// not shared; see README "Known limits".
-type renewalChain struct {
-	mu sync.Mutex
-	m  map[int64]map[string]renewalEntry // order id → op key → expected end
-}
-
-type renewalEntry struct {
-	expected int64
-	until    time.Time
-}
-
+// renewalMemory is how long a renewal claim lasts in MemoryReservations
+// (the provider used without shared reservations).
 const renewalMemory = 24 * time.Hour
 
-// after returns where a new renewal of orderID starts: the latest expected
-// end of its pending renewals, or endtime when that is later.
-func (c *renewalChain) after(orderID, endtime int64) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	start := endtime
-	now := time.Now()
-	for k, e := range c.m[orderID] {
-		if now.After(e.until) {
-			delete(c.m[orderID], k)
-			continue
-		}
-		start = max(start, e.expected)
-	}
-	return start
+// renewalsOf names the claims of an order's renewals in Reservations; each
+// claim's value is "<endtime_before> <endtime_expected>".
+func renewalsOf(orderID int64) string { return "codeguard.renewals." + itoa(orderID) }
+
+func parseClaim(v string) (before, expected int64, ok bool) {
+	b, e, found := strings.Cut(v, " ")
+	before, err1 := strconv.ParseInt(b, 10, 64)
+	expected, err2 := strconv.ParseInt(e, 10, 64)
+	return before, expected, found && err1 == nil && err2 == nil
 }
 
-func (c *renewalChain) plan(orderID int64, key string, expected int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[int64]map[string]renewalEntry{}
-	}
-	if c.m[orderID] == nil {
-		c.m[orderID] = map[string]renewalEntry{}
-	}
-	c.m[orderID][key] = renewalEntry{expected: expected, until: time.Now().Add(renewalMemory)}
-}
-
-func (c *renewalChain) done(orderID int64, key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m[orderID], key)
-	if len(c.m[orderID]) == 0 {
-		delete(c.m, orderID)
+// confirmed releases a renewal's claim: it is in place, or failed for good
+// and will not take effect unless an operator replays it. A release that
+// fails is logged; the claim then ends when the reservations judge its
+// operation finished (see providers.Reservations).
+func (p *Provider) confirmed(ctx context.Context, orderID int64, opKey string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
+	defer cancel()
+	if err := p.reservations().Release(rctx, renewalsOf(orderID), opKey); err != nil {
+		p.log.Warn("codeguard: could not release a renewal's claim; it ends with its operation", zap.Int64("order_id", orderID),
+			zap.String("op_key", opKey), zap.Error(err))
 	}
 }
 

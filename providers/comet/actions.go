@@ -184,6 +184,9 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 	if err != nil || !found {
 		return events.Outcome{}, false, err
 	}
+	if op.Action == events.SignupCustomer {
+		p.releaseName(ctx, op, name)
+	}
 	log.Debug("comet lookup: already in place")
 	return done, true, nil
 }
@@ -239,6 +242,9 @@ func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outco
 	log := p.log.With(zap.String("action", string(op.Action)), zap.String("username", name))
 	ctx, held := withOpSecrets(ctx)
 	out, err := p.apply(ctx, log, op, name)
+	if err != nil && op.Action == events.SignupCustomer && events.ClassOf(err) == events.Permanent {
+		p.releaseName(ctx, op, name) // failed for good: the name is not held for a signup that will not retry
+	}
 	if err != nil {
 		err = held.get().ScrubError(err)
 		log.Warn("comet action failed", zap.String("class", string(events.ClassOf(err))), zap.Error(err))
@@ -364,7 +370,7 @@ func (p *Provider) signup(ctx context.Context, log *zap.Logger, op events.Operat
 	if err != nil {
 		return events.Outcome{}, err
 	}
-	p.reserved.release(name, op.Key)
+	p.releaseName(ctx, op, name) // the user exists with this service's marker: the name needs no claim any more
 	// Writing the marker onto the user an earlier attempt created is not a
 	// new effect; creating, configuring or restricting is.
 	changed = changed || restricted

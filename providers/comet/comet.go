@@ -58,6 +58,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -134,7 +135,8 @@ type Provider struct {
 	limit     *providers.Limiter
 	passwords PasswordSource
 	log       *zap.Logger
-	reserved  reservations // usernames chosen by signups not yet created
+	memory    *providers.MemoryReservations // username claims until UseReservations is called
+	shared    atomic.Pointer[providers.Reservations]
 }
 
 // Defaults New applies to zero Settings fields (the envconfig defaults), so
@@ -178,6 +180,7 @@ func New(cfg Config, passwords PasswordSource, log *zap.Logger) (*Provider, erro
 		limit:     providers.NewLimiter(cfg.MaxConcurrent, cfg.RatePerSecond),
 		passwords: passwords,
 		log:       log.With(zap.String("provider", Name)),
+		memory:    providers.NewMemoryReservations(nameReservationTTL),
 	}, nil
 }
 

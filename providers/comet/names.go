@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -176,49 +176,65 @@ func usernameSource(op events.Operation) string {
 	return "derived from the signup key"
 }
 
-// reservations remembers, in this process, the names chosen by signups
-// whose users are not created yet, so that two signups planned at the same
-// time (two services of one client: the same e-mail address) never choose
-// the same name. Across worker replicas the same race is possible; see
-// README "Known limits".
-type reservations struct {
-	mu    sync.Mutex
-	names map[string]reservation
-}
+// nameReservationTTL is how long a username claim lasts in
+// MemoryReservations (the provider used without shared reservations).
+const nameReservationTTL = 30 * time.Minute
 
-type reservation struct {
-	key   string
-	until time.Time
-}
+// errTaken: another signup holds a claim on the name.
+var errTaken = errors.New("username claimed by another signup")
 
-const reservationTTL = 30 * time.Minute
+// usernameClaim names a Comet username's claim in Reservations.
+func usernameClaim(name string) string { return "comet.username." + name }
 
-// take reserves name for key; it reports false when another key holds it.
-func (r *reservations) take(name, key string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if r.names == nil {
-		r.names = map[string]reservation{}
+// UseReservations makes the provider claim the usernames its signups
+// choose in r, shared with every replica (the worker passes its NATS
+// key-value reservations when it sets up), so that two signups planned at
+// the same time on two replicas never choose the same free name. Without
+// it claims are kept in this process only. Call it before the first
+// Prepare.
+func (p *Provider) UseReservations(r providers.Reservations) {
+	if r != nil {
+		p.shared.Store(&r)
 	}
-	for n, res := range r.names {
-		if now.After(res.until) {
-			delete(r.names, n)
+}
+
+func (p *Provider) reservations() providers.Reservations {
+	if r := p.shared.Load(); r != nil {
+		return *r
+	}
+	return p.memory
+}
+
+// claimName gives op's signup the claim on name; false when another signup
+// holds it.
+func (p *Provider) claimName(ctx context.Context, op events.Operation, name string) (bool, error) {
+	_, err := p.reservations().Reserve(ctx, usernameClaim(name), op.Key, func(others []providers.Claim) (string, error) {
+		if len(others) > 0 {
+			p.log.Info("comet username claimed by another signup; trying the next candidate", zap.String("username", name),
+				zap.String("op_key", op.Key), zap.String("claimed_by", others[0].Holder))
+			return "", errTaken
 		}
+		return "", nil
+	})
+	switch {
+	case errors.Is(err, errTaken):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("comet %s: claiming username %q: %w", op.Action, name, err)
 	}
-	if res, ok := r.names[name]; ok && res.key != key {
-		return false
-	}
-	r.names[name] = reservation{key: key, until: now.Add(reservationTTL)}
-	return true
+	return true, nil
 }
 
-// release drops key's reservation of name.
-func (r *reservations) release(name, key string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if res, ok := r.names[name]; ok && res.key == key {
-		delete(r.names, name)
+// releaseName drops op's claim on name: its user exists now (or the name
+// was not free), or the signup failed for good. A release that fails is
+// logged; the claim then ends when the reservations judge the operation
+// finished (see providers.Reservations).
+func (p *Provider) releaseName(ctx context.Context, op events.Operation, name string) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
+	defer cancel()
+	if err := p.reservations().Release(rctx, usernameClaim(name), op.Key); err != nil {
+		p.log.Warn("comet: could not release a username claim; it ends with its operation", zap.String("username", name),
+			zap.String("op_key", op.Key), zap.Error(err))
 	}
 }
 
@@ -242,8 +258,11 @@ func (p *Provider) probeUser(ctx context.Context, user string) (map[string]any, 
 }
 
 // chooseUsername picks a signup's username: the first candidate that is
-// free (and not reserved by another signup in this process) or already
-// this service's.
+// free (and not claimed by another signup, on any replica sharing the
+// provider's Reservations) or already this service's. The free name stays
+// claimed for this signup until its user is created or it fails for good;
+// a second Prepare of the same operation finds its own claim and chooses
+// the same name.
 func (p *Provider) chooseUsername(ctx context.Context, op events.Operation) (map[string]string, error) {
 	cands := candidates(op)
 	if err := checkName(op.Action, cands[0], usernameSource(op)); err != nil {
@@ -251,18 +270,22 @@ func (p *Provider) chooseUsername(ctx context.Context, op events.Operation) (map
 	}
 	mine := ServiceMarker(op)
 	for _, name := range cands {
-		if !p.reserved.take(name, op.Key) {
+		ok, err := p.claimName(ctx, op, name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			continue
 		}
 		prof, exists, err := p.probeUser(ctx, name)
 		if err != nil {
-			p.reserved.release(name, op.Key)
+			p.releaseName(ctx, op, name)
 			return nil, err
 		}
 		if !exists {
 			return map[string]string{PlanUsername: name, PlanProbe: ProbeFree}, nil
 		}
-		p.reserved.release(name, op.Key)
+		p.releaseName(ctx, op, name)
 		if markerOf(prof) == mine {
 			return map[string]string{PlanUsername: name, PlanProbe: ProbeOurs}, nil
 		}
