@@ -114,6 +114,9 @@ func cmdEmit(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 	}
 	fmt.Fprintf(stdout, "published %s %s to %s: stream %s seq %d duplicate=%v\n", env.Type, env.ID,
 		events.InboundSubject(env.Source, env.Type), ack.Stream, ack.Sequence, ack.Duplicate)
+	if ack.Duplicate {
+		fmt.Fprintln(stdout, "  (JetStream dropped it: an event with this id was published within the duplicate window, HOOKWORKER_DUPLICATE_WINDOW; the worker does not see it again. Another event: a different --order, --invoice or --client.)")
+	}
 	return nil
 }
 

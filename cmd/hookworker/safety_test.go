@@ -534,6 +534,12 @@ func TestCLIMessages(t *testing.T) {
 	if out := in.cli(0, "dlq", "list"); !strings.Contains(out, "0 dead letters") {
 		t.Errorf("dlq list:\n%s", out)
 	}
+	if out := in.cli(0, "emit", "service.renewal_paid"); strings.Contains(out, "dropped") {
+		t.Errorf("first emit:\n%s", out)
+	}
+	if out := in.cli(0, "emit", "service.renewal_paid"); !strings.Contains(out, "duplicate=true") || !strings.Contains(out, "JetStream dropped it") {
+		t.Errorf("second emit of the same event:\n%s", out)
+	}
 	in.stop()
 }
 
