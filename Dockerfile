@@ -24,8 +24,9 @@ COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 
 COPY . .
-ARG VERSION=dev
-# -X main.version is ignored by the linker if main has no such variable.
+# VERSION (e.g. --build-arg VERSION=v1.2.3) is what `hookworker version` and
+# hookworker_build_info report; empty: the module's build info.
+ARG VERSION=
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" \
         -o /out/hookworker ./cmd/hookworker \
  && mkdir -p /out/data
@@ -33,7 +34,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}"
 # --- runtime ----------------------------------------------------------------
 # distroless static: CA certificates, /etc/passwd with nonroot (65532), tzdata, no shell.
 FROM ${RUNTIME_IMAGE}
-ARG VERSION=dev
+ARG VERSION=
 LABEL org.opencontainers.image.title="hookworker" \
       org.opencontainers.image.description="WHMCS events from NATS JetStream to backup providers" \
       org.opencontainers.image.source="https://github.com/hookworker/hookworker" \
