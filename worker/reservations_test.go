@@ -21,6 +21,7 @@ import (
 	"github.com/hookworker/hookworker/providers/comet"
 	"github.com/hookworker/hookworker/providers/comet/comettest"
 	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/catalog"
 	"github.com/hookworker/hookworker/worker/workertest"
 )
 
@@ -60,7 +61,9 @@ func codeguardReplica(t *testing.T, fake *codeguardtest.Server, r providers.Rese
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.UseReservations(r)
+	if r != nil {
+		p.UseReservations(r)
+	}
 	return p
 }
 
@@ -183,7 +186,9 @@ func cometReplica(t *testing.T, srv *comettest.Server, r providers.Reservations)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.UseReservations(r)
+	if r != nil {
+		p.UseReservations(r)
+	}
 	return p
 }
 
@@ -425,5 +430,192 @@ func TestReservationsChainAcrossReplicas(t *testing.T) {
 	}
 	if v, _ := ra.Reserve(ctx, "codeguard.renewals.42", "renewal-4", next); v != "48" {
 		t.Fatalf("after releasing the last, the next claim = %s, want 48", v)
+	}
+}
+
+// wrapped is a provider behind a wrapper, as cmd/hookworker describes
+// providers: Worker.Setup finds the reservations user through Unwrap.
+type wrapped struct{ worker.Provider }
+
+func (w wrapped) Unwrap() worker.Provider { return w.Provider }
+
+// replicaPipeline is a JetStream server with the worker's streams, and
+// worker replicas started on it one at a time, each with its own
+// connection and its own provider instance (built by newProvider).
+type replicaPipeline struct {
+	t       *testing.T
+	url     string
+	js      jetstream.JetStream
+	cat     *catalog.Catalog
+	results *workertest.Results
+}
+
+const (
+	cometReplicaCatalog = `
+products:
+  - id: 10
+    name: Comet Backup
+    provider: comet
+`
+	codeguardReplicaCatalog = `
+products:
+  - id: 20
+    name: CodeGuard Basic
+    provider: codeguard
+    settings: {plan_id: 229}
+`
+)
+
+func newReplicaPipeline(t *testing.T, catalogYAML string) *replicaPipeline {
+	t.Helper()
+	ns := workertest.Server(t)
+	_, js := workertest.Connect(t, ns.ClientURL())
+	cat, err := catalog.Parse([]byte(catalogYAML), "replicas", map[string]catalog.Validator{
+		comet.Name: comet.ValidateSettings, codeguard.Name: codeguard.ValidateSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := worker.Setup(workertest.Context(t, 10*time.Second), js, replicaOptions()); err != nil {
+		t.Fatal(err)
+	}
+	return &replicaPipeline{t: t, url: ns.ClientURL(), js: js, cat: cat, results: workertest.CollectResults(t, js)}
+}
+
+// replicaOptions: one attempt per delivery, redelivered a second later, so
+// a failed first attempt ends its delivery before the replica stops.
+func replicaOptions() worker.Options {
+	o := workertest.Options()
+	o.AttemptBudget, o.RetryBase, o.RetryMax = 0, time.Second, 2*time.Second
+	return o
+}
+
+// start runs a replica with provider p (wrapped) until stop.
+func (r *replicaPipeline) start(name string, p worker.Provider) (stop func()) {
+	r.t.Helper()
+	_, js := workertest.Connect(r.t, r.url)
+	o := replicaOptions()
+	o.InstanceID = name
+	w, err := worker.New(js, r.cat, map[string]worker.Provider{p.Name(): wrapped{p}}, o, zaptest.NewLogger(r.t).Named(name), nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return workertest.Run(r.t, w)
+}
+
+// failedOnce waits until the operation's first delivery has failed.
+func (r *replicaPipeline) failedOnce(opKey string) {
+	r.t.Helper()
+	kv, err := r.js.KeyValue(workertest.Context(r.t, 5*time.Second), worker.RecordsBucket)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	workertest.Eventually(r.t, 10*time.Second, "the first attempt of "+opKey+" to fail", func() bool {
+		rec, err := worker.LoadRecord(workertest.Context(r.t, 5*time.Second), kv, opKey)
+		return err == nil && rec.State == worker.StateFailed
+	})
+}
+
+// succeeded waits for the operations' results and fails on a dead letter.
+func (r *replicaPipeline) succeeded(keys ...string) map[string]events.ResultData {
+	r.t.Helper()
+	got := map[string]events.ResultData{}
+	workertest.Eventually(r.t, 30*time.Second, fmt.Sprintf("results of %v", keys), func() bool {
+		for _, res := range r.results.All() {
+			if res.Envelope.Type == events.ProvisioningDeadLettered {
+				r.t.Fatalf("operation %s dead-lettered: %s", res.Data.OperationKey, res.Data.Error)
+			}
+			if res.Envelope.Type == events.ProvisioningSucceeded {
+				got[res.Data.OperationKey] = res.Data
+			}
+		}
+		return len(got) >= len(keys)
+	})
+	return got
+}
+
+func (r *replicaPipeline) publish(typ events.Type, id string, data any) {
+	r.t.Helper()
+	env, err := events.NewEnvelope(id, typ, "main", time.Now(), data)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	workertest.Publish(r.t, r.js, env)
+}
+
+// Two renewal invoices of one order through the pipeline, the first
+// planned by replica A (whose attempt fails and which then stops: a
+// restart, or a scale-down), the second by replica B with its own provider
+// instance, which also finishes the first: both renewals apply, each
+// reported as applied once. The worker hands its bucket to the providers
+// itself (Worker.Setup), through the wrapper.
+func TestPipelineRenewalsOnTwoReplicasBothApply(t *testing.T) {
+	r := newReplicaPipeline(t, codeguardReplicaCatalog)
+	fake := codeguardtest.NewServer()
+	t.Cleanup(fake.Close)
+	start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
+	orderID := fake.AddOrder("site1.example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
+	renewal := func(inv int) {
+		r.publish(events.ServiceRenewalPaid, fmt.Sprintf("whmcs:main:RenewalPaid:%d:1", inv), events.RenewalPaidData{
+			ServiceID: 1, ProductID: 20, ClientID: 7, InvoiceID: inv, Months: 12, Domain: "site1.example.com", BillingCycle: "Annually"})
+	}
+	k1, k2 := events.RenewalKey("main", 1, 901), events.RenewalKey("main", 1, 902)
+
+	fake.FailNextOn(codeguard.PathRenew, 1, 503)
+	stopA := r.start("replica-a", codeguardReplica(t, fake, nil))
+	renewal(901)
+	r.failedOnce(k1)
+	stopA()
+	if fake.Renewals() != 0 {
+		t.Fatalf("renewals %d after the failed attempt", fake.Renewals())
+	}
+	r.start("replica-b", codeguardReplica(t, fake, nil))
+	renewal(902)
+	got := r.succeeded(k1, k2)
+	want := start.AddDate(0, 24, 0).Unix()
+	if end, _ := fake.Order(orderID); fake.Renewals() != 2 || end.End != want {
+		t.Fatalf("renewals %d, endtime %d; want 2 renewals and endtime %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
+	}
+	for _, k := range []string{k1, k2} {
+		if got[k].AlreadyDone {
+			t.Errorf("%s reported AlreadyDone: each renewal was applied once", k)
+		}
+	}
+	if e1, e2 := got[k1].Details["endtime_expected"], got[k2].Details["endtime_expected"]; e1 == e2 {
+		t.Errorf("both renewals expected endtime %s", e1)
+	}
+}
+
+// Two signups whose derived name is the same (two services of one client),
+// the first planned by replica A (its add-user fails, and A stops), the
+// second by replica B with its own provider instance: two accounts, each
+// carrying its own service's marker, neither adopting the other.
+func TestPipelineSignupsOnTwoReplicasGetDistinctAccounts(t *testing.T) {
+	r := newReplicaPipeline(t, cometReplicaCatalog)
+	srv := comettest.NewServer()
+	t.Cleanup(srv.Close)
+	client := events.Client{ID: 7, FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", Country: "GB"}
+	order := func(orderID, serviceID int) {
+		r.publish(events.OrderAccepted, fmt.Sprintf("whmcs:main:AcceptOrder:%d", orderID), events.OrderAcceptedData{
+			OrderID: orderID, Client: client, Services: []events.OrderedService{{ServiceID: serviceID, ProductID: 10, BillingCycle: "Monthly"}}})
+	}
+	k1, k2 := events.ServiceKey("main", 1, events.SignupCustomer), events.ServiceKey("main", 2, events.SignupCustomer)
+
+	srv.FailNextOp("add-user", 1, 503)
+	stopA := r.start("replica-a", cometReplica(t, srv, nil))
+	order(1001, 1)
+	r.failedOnce(k1)
+	stopA()
+	r.start("replica-b", cometReplica(t, srv, nil))
+	order(1002, 2)
+	got := r.succeeded(k1, k2)
+	if got[k1].Reference == got[k2].Reference || srv.Created() != 2 {
+		t.Fatalf("services 1 and 2 got %q and %q (created %d): want two accounts", got[k1].Reference, got[k2].Reference, srv.Created())
+	}
+	for sid, k := range map[int]string{1: k1, 2: k2} {
+		u, _ := srv.User(got[k].Reference)
+		marker := comet.ServiceMarker(events.Operation{Source: "main", ServiceID: sid})
+		if an, _ := u.Profile["AccountName"].(string); !strings.Contains(an, marker) || got[k].AlreadyDone {
+			t.Errorf("service %d: user %q AccountName %q, already_done %t; want its own new account", sid, got[k].Reference, an, got[k].AlreadyDone)
+		}
 	}
 }
