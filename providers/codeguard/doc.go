@@ -48,9 +48,14 @@
 //     a second add. Otherwise the customer is looked up by email and signed
 //     up if absent, then add.json places the order. Outcome.Reference is the
 //     order id; Details hold customer_id, domain, plan_id, months.
-//   - renew: Prepare records {"order_id", "endtime_before"}; Apply re-reads
-//     endtime and reports AlreadyDone if it moved past endtime_before,
-//     otherwise calls renew.json once. If renew.json's reply is lost (timeout,
+//   - renew: Prepare records {"order_id", "endtime_before",
+//     "endtime_expected"}: endtime_before is the order's expiry, or where the
+//     renewals of the order still in flight will leave it (claimed per order
+//     in providers.Reservations, which the worker shares between replicas
+//     through NATS KV); endtime_expected adds this renewal's months. Apply
+//     re-reads endtime and reports AlreadyDone once it has reached
+//     endtime_expected, waits (transient) while it is short of
+//     endtime_before, and otherwise calls renew.json once. If renew.json's reply is lost (timeout,
 //     dropped connection, 5xx) the expiry is re-read before the error is
 //     returned and the error says whether the renewal took effect; the error
 //     stays transient (the contract wants a lost reply reported), and the
@@ -101,11 +106,9 @@
 //     than Success). A renewal still pending when endtime is re-read looks
 //     "not applied"; a retry would then renew again. The delay between
 //     attempts is the worker's retry back-off.
-//   - Renewals of one order prepared concurrently (two invoices, both
-//     prepared before either is applied) share endtime_before, so the second
-//     would see the first's effect as its own and report AlreadyDone. This
-//     is safe against double renewal but can under-renew; it cannot happen
-//     when one service's renewals are prepared one after another.
+//   - How LogicBoxes moves endtime on renewal is not documented: calendar
+//     months are assumed, within a slack of two days plus half a day per
+//     month.
 //
 // # Customer fields
 //
