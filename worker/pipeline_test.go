@@ -412,8 +412,10 @@ func TestShutdownFinishesInFlightWork(t *testing.T) {
 	for i := range 4 {
 		workertest.Publish(t, p.js, order(t, 70+i, svc(300+i, 4))) // 1.5 s each
 	}
-	workertest.Eventually(t, 5*time.Second, "all four events in flight", func() bool {
-		return p.consumerInfo().NumAckPending == 4
+	// In flight means in a handler, inside the provider's call: an event
+	// still in the prefetch buffer is handed back at shutdown, not finished.
+	workertest.Eventually(t, 5*time.Second, "all four events in the provider's hands", func() bool {
+		return p.sb.Started() == 4
 	})
 	stop() // waits for Run: in-flight work finishes first
 	if n := len(p.results.WaitFor(t, events.ProvisioningSucceeded, 4, 5*time.Second)); n != 4 {

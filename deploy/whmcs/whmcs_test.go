@@ -5,7 +5,6 @@
 package whmcs_test
 
 import (
-	"maps"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -17,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"

@@ -47,6 +47,7 @@ type Provider struct {
 	attempts map[string]int  // operation key → Apply calls
 	effects  int             // effects applied (creates, renewals, state changes)
 	calls    int
+	started  int
 
 	// AfterEffect, when set, runs after an effect is applied and before
 	// Apply returns: a test can block here to "kill" the worker mid-call.
@@ -85,6 +86,14 @@ func (p *Provider) Effects() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.effects
+}
+
+// Started returns how many Apply calls have begun, counted before any
+// configured delay: a call counted here is in the provider's hands.
+func (p *Provider) Started() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.started
 }
 
 // Calls returns how many times Apply was called.
@@ -148,6 +157,9 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 // Apply performs op. Applying an operation whose effect exists succeeds with
 // AlreadyDone and changes nothing.
 func (p *Provider) Apply(ctx context.Context, op events.Operation) (events.Outcome, error) {
+	p.mu.Lock()
+	p.started++
+	p.mu.Unlock()
 	if d, err := time.ParseDuration(op.Setting("delay", "0s")); err == nil && d > 0 {
 		t := time.NewTimer(d)
 		select {
