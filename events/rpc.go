@@ -148,8 +148,9 @@ type QueuedEvent struct {
 
 // ServiceResultReply answers RPCServiceResult. Found is false when no result
 // is known for the service (none yet, or older than the results stream
-// keeps); Partial is true while the worker is still reading the results
-// stream after a start. Queued lists the service's unfinished events among
+// keeps). Partial was set by workers that followed the results stream while
+// they had not caught up; a worker now reads the service's newest result
+// from the stream on each request and never sets it. Queued lists the service's unfinished events among
 // the newest RPCQueuedScan unacknowledged ones: while it is not empty the
 // service is "provisioning pending", whatever Last says.
 type ServiceResultReply struct {

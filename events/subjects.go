@@ -1,6 +1,9 @@
 package events
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Subjects: the one place where hookworker's NATS subjects are defined.
 const (
@@ -10,7 +13,7 @@ const (
 	// InboundWildcard matches every inbound event of every instance.
 	InboundWildcard = InboundPrefix + ".>"
 	// ResultsPrefix starts every result subject:
-	// hookworker.results.<outcome>.
+	// hookworker.results.<outcome>.<instance>.<service id>.
 	ResultsPrefix = "hookworker.results"
 	// ResultsWildcard matches every result event.
 	ResultsWildcard = ResultsPrefix + ".>"
@@ -55,9 +58,30 @@ func ParseInboundSubject(subj string) (source string, t Type, ok bool) {
 	return source, Type(typ), true
 }
 
-// ResultSubject is the subject a result with the given outcome is
-// published on.
-func ResultSubject(outcome string) string { return ResultsPrefix + "." + outcome }
+// ResultSubject is the subject a result with the given outcome, about the
+// given instance's service, is published on:
+// hookworker.results.<outcome>.<instance>.<service id>, e.g.
+// hookworker.results.succeeded.main.41. An instance that is not a valid
+// source becomes "unknown"; a result about no service carries service id 0.
+// The service's tokens let the worker answer "last result for a service"
+// with one last-message-by-subject read of the results stream
+// (ServiceResultsFilter), instead of following every result.
+func ResultSubject(outcome, source string, serviceID int) string {
+	if !ValidSource(source) {
+		source = Unknown
+	}
+	return ResultsPrefix + "." + outcome + "." + source + "." + strconv.Itoa(max(serviceID, 0))
+}
+
+// ServiceResultsFilter matches the results of one outcome ("*" for every
+// outcome) about one instance's service.
+func ServiceResultsFilter(outcome, source string, serviceID int) string {
+	return ResultsPrefix + "." + outcome + "." + source + "." + strconv.Itoa(serviceID)
+}
+
+// OutcomeResultsFilter matches every result of one outcome, e.g.
+// hookworker.results.succeeded.>.
+func OutcomeResultsFilter(outcome string) string { return ResultsPrefix + "." + outcome + ".>" }
 
 // DeadLetterSubject is the subject a dead-letter entry is stored under:
 // hookworker.dlq.<instance>.<type>. It is built only from validated

@@ -56,5 +56,5 @@ func Example() {
 	res, _ := events.Decode(msg.Data)
 	p, _ := res.Payload()
 	fmt.Println(msg.Subject, res.Type, p.(*events.ResultData).OperationKey)
-	// Output: hookworker.results.succeeded provisioning.succeeded whmcs:main:service:100:signup_customer
+	// Output: hookworker.results.succeeded.main.100 provisioning.succeeded whmcs:main:service:100:signup_customer
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func succeeded(t *testing.T, js jetstream.JetStream) []jetstream.RawStreamMsg {
 		if err != nil {
 			continue
 		}
-		if m.Subject == events.ResultSubject(events.OutcomeSucceeded) {
+		if strings.HasPrefix(m.Subject, events.ResultsPrefix+"."+events.OutcomeSucceeded+".") {
 			out = append(out, *m)
 		}
 	}

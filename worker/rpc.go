@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,8 +53,10 @@ const rpcConcurrency = 16
 // RPC answers the request-reply subjects of events/rpc.go for a worker:
 // status, providers check, the last result and the dead letters of a
 // service, "retry now" (replay a service's dead letters) and Comet single
-// sign-on. It follows the results stream to know each service's latest
-// result. Create it with Worker.StartRPC.
+// sign-on. A service's latest result is read from the results stream when
+// it is asked for (one last-message-by-subject get on the service's result
+// subjects), so results cost the worker nothing until then. Create it with
+// Worker.StartRPC.
 type RPC struct {
 	w     *Worker
 	nc    *nats.Conn
@@ -67,15 +68,11 @@ type RPC struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 
-	mu       sync.RWMutex
-	last     map[string]events.ServiceResult // source/service id → latest result
-	caughtUp atomic.Bool
-	cancel   context.CancelFunc
+	cancel context.CancelFunc
 }
 
 // StartRPC subscribes to every request subject in the events.RPCQueue
-// queue group on nc (the worker's own, authenticated connection) and
-// starts following the results stream. It registers
+// queue group on nc (the worker's own, authenticated connection). It registers
 // hookworker_rpc_requests_total{request,outcome} and
 // hookworker_rpc_request_duration_seconds{request} with reg (nil: not
 // registered). Call Stop (or cancel ctx) to unsubscribe; Stop waits for
@@ -85,7 +82,6 @@ func (w *Worker) StartRPC(ctx context.Context, nc *nats.Conn, reg prometheus.Reg
 		return nil, errors.New("rpc: no NATS connection")
 	}
 	r := &RPC{w: w, nc: nc, log: w.log.Named("rpc"), slots: make(chan struct{}, rpcConcurrency),
-		last: map[string]events.ServiceResult{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hookworker_rpc_requests_total",
 			Help: "Requests answered (WHMCS module, hookworker status / providers check), by request and outcome (ok, error)."}, []string{"request", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hookworker_rpc_request_duration_seconds",
@@ -119,11 +115,6 @@ func (w *Worker) StartRPC(ctx context.Context, nc *nats.Conn, reg prometheus.Reg
 		r.Stop()
 		return nil, fmt.Errorf("rpc: subscribe: %w", err)
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.followResults(ctx)
-	}()
 	r.log.Info("answering requests", zap.String("subjects", events.RPCPrefix+".>"), zap.String("queue", events.RPCQueue))
 	return r, nil
 }
@@ -252,83 +243,56 @@ func (r *RPC) providersCheck(ctx context.Context, req events.RPCRequest) any {
 	return events.ProvidersCheckReply{RPCReply: r.base(nil), Providers: out}
 }
 
-func serviceIndexKey(source string, serviceID int) string {
-	return fmt.Sprintf("%s/%d", source, serviceID)
-}
-
-// followResults reads the results stream from its start and keeps each
-// service's latest result, until ctx ends.
-func (r *RPC) followResults(ctx context.Context) {
-	pause := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		err := r.readResults(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("following the results stream failed; retrying", zap.Error(err), zap.Duration("pause", pause))
-		select {
-		case <-time.After(pause):
-		case <-ctx.Done():
-			return
-		}
-		pause = min(2*pause, 10*time.Second)
+// lastResult reads the newest result event about the service from the
+// results stream (subjects hookworker.results.*.<source>.<service>). A
+// failure that names no provider account carries the reference of the
+// service's newest success at the same provider, as the reply promises the
+// account the service has. found is false when the stream keeps no result
+// of the service.
+func (r *RPC) lastResult(ctx context.Context, source string, serviceID int) (events.ServiceResult, bool, error) {
+	if !events.ValidSource(source) {
+		return events.ServiceResult{}, false, nil // no result subject names such an instance
 	}
-}
-
-func (r *RPC) readResults(ctx context.Context) error {
-	cons, err := r.w.js.OrderedConsumer(ctx, ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	stream, err := r.w.js.Stream(ctx, ResultsStream)
 	if err != nil {
-		return fmt.Errorf("results consumer: %w", err)
+		return events.ServiceResult{}, false, fmt.Errorf("results stream %s: %w", ResultsStream, err)
 	}
-	info, err := cons.Info(ctx)
-	if err == nil && info.NumPending == 0 {
-		r.caughtUp.Store(true)
+	last, found, err := readResult(ctx, stream, events.ServiceResultsFilter("*", source, serviceID))
+	if err != nil || !found || last.Reference != "" || last.Type == events.ProvisioningSucceeded {
+		return last, found, err
 	}
-	it, err := cons.Messages()
+	ok, okFound, err := readResult(ctx, stream, events.ServiceResultsFilter(events.OutcomeSucceeded, source, serviceID))
 	if err != nil {
-		return fmt.Errorf("results consumer: %w", err)
+		return last, true, err
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return ctx.Err()
-			}
-			return err
-		}
-		r.index(m.Data())
-		if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
-			r.caughtUp.Store(true)
-		}
+	if okFound && ok.Provider == last.Provider {
+		last.Reference = ok.Reference // a failure names no account: keep the one already known
 	}
+	return last, true, nil
 }
 
-// index records one result event as its service's latest.
-func (r *RPC) index(b []byte) {
+// readResult reads the newest result event on subjects matching filter.
+func readResult(ctx context.Context, stream jetstream.Stream, filter string) (events.ServiceResult, bool, error) {
+	m, err := stream.GetLastMsgForSubject(ctx, filter)
+	if isNotFound(err) {
+		return events.ServiceResult{}, false, nil
+	}
+	if err != nil {
+		return events.ServiceResult{}, false, fmt.Errorf("last result on %s: %w", filter, err)
+	}
 	var env struct {
 		ID         string            `json:"id"`
 		Type       events.Type       `json:"type"`
-		Source     string            `json:"source"`
 		OccurredAt time.Time         `json:"occurred_at"`
 		Data       events.ResultData `json:"data"`
 	}
-	if err := json.Unmarshal(b, &env); err != nil || env.Data.ServiceID <= 0 {
-		return
+	if err := json.Unmarshal(m.Data, &env); err != nil {
+		return events.ServiceResult{}, false, fmt.Errorf("result %d on %s is unreadable: %w", m.Sequence, m.Subject, err)
 	}
 	d := env.Data
-	res := events.ServiceResult{EventID: env.ID, Type: env.Type, At: env.OccurredAt, SourceEventID: d.SourceEventID,
+	return events.ServiceResult{EventID: env.ID, Type: env.Type, At: env.OccurredAt, SourceEventID: d.SourceEventID,
 		Action: d.Action, Provider: d.Provider, Reference: d.Reference, AlreadyDone: d.AlreadyDone, Attempt: d.Attempt,
-		WillRetry: d.WillRetry, ErrorClass: d.ErrorClass, Error: d.Error}
-	key := serviceIndexKey(env.Source, d.ServiceID)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.last[key]; ok && res.Reference == "" && prev.Reference != "" && prev.Provider == res.Provider {
-		res.Reference = prev.Reference // a failure names no account: keep the one already known
-	}
-	r.last[key] = res
+		WillRetry: d.WillRetry, ErrorClass: d.ErrorClass, Error: d.Error}, true, nil
 }
 
 // serviceResult: the latest result for the service and its dead letters.
@@ -336,12 +300,14 @@ func (r *RPC) serviceResult(ctx context.Context, req events.RPCRequest) any {
 	if err := req.ServiceRequired(); err != nil {
 		return events.ServiceResultReply{RPCReply: r.base(err)}
 	}
-	rep := events.ServiceResultReply{RPCReply: r.base(nil), Partial: !r.caughtUp.Load()}
-	r.mu.RLock()
-	last, ok := r.last[serviceIndexKey(req.Source, req.ServiceID)]
-	r.mu.RUnlock()
-	if ok {
+	rep := events.ServiceResultReply{RPCReply: r.base(nil)}
+	last, found, err := r.lastResult(ctx, req.Source, req.ServiceID)
+	if found {
 		rep.Found, rep.Last = true, &last
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
 	}
 	queued, err := r.queuedFor(ctx, req.Source, req.ServiceID)
 	if err != nil {

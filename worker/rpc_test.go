@@ -318,3 +318,68 @@ func TestRPCServiceResultRetryAndCometSSO(t *testing.T) {
 		}
 	})
 }
+
+// The last result is read from the results stream on request, by the
+// service's result subjects: the newest of any outcome, of that instance
+// and service only, and a failure that names no account keeps the
+// reference of the service's success at the same provider.
+func TestRPCServiceResultReadsTheNewestOfTheService(t *testing.T) {
+	e := newRPCEnv(t)
+	put := func(id string, typ events.Type, source string, d events.ResultData) {
+		t.Helper()
+		env, err := events.NewEnvelope(id, typ, source, time.Now(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(env)
+		outcome := strings.TrimPrefix(string(typ), "provisioning.")
+		if _, err := e.nc.Request(events.ResultSubject(outcome, source, d.ServiceID), b, 5*time.Second); err != nil {
+			t.Fatalf("store result %s: %v", id, err)
+		}
+	}
+	ok := func(svc int, provider, ref string) events.ResultData {
+		return events.ResultData{SourceEventID: "e", OperationKey: "k", Action: events.SignupCustomer, Provider: provider, ServiceID: svc, Attempt: 1, Reference: ref}
+	}
+	fail := func(svc int, provider string) events.ResultData {
+		return events.ResultData{SourceEventID: "e", OperationKey: "k", Action: events.Renew, Provider: provider, ServiceID: svc, Attempt: 2,
+			WillRetry: true, ErrorClass: events.Transient, Error: "timeout"}
+	}
+	put("r1", events.ProvisioningSucceeded, "main", ok(501, "comet", "user-501"))
+	put("r2", events.ProvisioningFailed, "main", fail(501, "comet"))
+	put("r3", events.ProvisioningSucceeded, "main", ok(502, "comet", "user-502"))
+	put("r4", events.ProvisioningDeadLettered, "main", fail(502, "codeguard"))
+	put("r5", events.ProvisioningSucceeded, "other", ok(503, "comet", "other-503"))
+	put("r6", events.ProvisioningSucceeded, "main", ok(5030, "comet", "user-5030"))
+	put("r7", events.ProvisioningSucceeded, "main", ok(504, "comet", "user-504-old"))
+	put("r8", events.ProvisioningSucceeded, "main", ok(504, "comet", "user-504"))
+
+	for _, tc := range []struct {
+		name      string
+		source    string
+		service   int
+		found     bool
+		id        string
+		reference string
+	}{
+		{"failure after success keeps the account", "main", 501, true, "r2", "user-501"},
+		{"failure at another provider names none", "main", 502, true, "r4", ""},
+		{"another instance's service", "main", 503, false, "", ""},
+		{"same service id at another instance", "other", 503, true, "r5", "other-503"},
+		{"newest success", "main", 504, true, "r8", "user-504"},
+		{"no result", "main", 505, false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rep events.ServiceResultReply
+			e.ask(t, events.RPCServiceResult, events.RPCRequest{Source: tc.source, ServiceID: tc.service}, &rep)
+			if rep.Error != "" || rep.Found != tc.found || rep.Partial {
+				t.Fatalf("reply = %+v", rep)
+			}
+			if !tc.found {
+				return
+			}
+			if rep.Last.EventID != tc.id || rep.Last.Reference != tc.reference {
+				t.Fatalf("last = %+v, want result %s with reference %q", rep.Last, tc.id, tc.reference)
+			}
+		})
+	}
+}

@@ -490,7 +490,7 @@ func (w *Worker) complete(ctx context.Context, env events.Envelope, meta *jetstr
 	// event is acked only when both are confirmed. Either failing fails the
 	// delivery: a redelivery finds the done record and re-publishes its
 	// result, or finds the effect by look-up and records it.
-	pub, perr := w.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded), result, jetstream.WithMsgID(resID))
+	pub, perr := w.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded, env.Source, op.ServiceID), result, jetstream.WithMsgID(resID))
 	if _, err := saveRecord(saveCtx, w.kv, *rec, rev); err != nil {
 		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Error("effect applied but its record could not be saved; the redelivery will look it up", zap.Error(err))
@@ -627,7 +627,7 @@ func (w *Worker) republish(rec Record, seq uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id := resultID(rec.Key, events.OutcomeSucceeded)
-	msg := &nats.Msg{Subject: events.ResultSubject(events.OutcomeSucceeded), Data: rec.Result, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: events.ResultSubject(events.OutcomeSucceeded, rec.Operation.Source, rec.Operation.ServiceID), Data: rec.Result, Header: nats.Header{}}
 	if rec.EventSeq != seq {
 		s := strconv.FormatUint(seq, 10)
 		id += ":republished:" + s
@@ -709,7 +709,7 @@ func (w *Worker) publishResult(outcome string, env events.Envelope, op events.Op
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err = w.js.Publish(ctx, events.ResultSubject(outcome), b, jetstream.WithMsgID(id))
+		_, err = w.js.Publish(ctx, events.ResultSubject(outcome, env.Source, op.ServiceID), b, jetstream.WithMsgID(id))
 	}
 	if err != nil {
 		w.m.publishFailures.Inc()

@@ -210,7 +210,7 @@ func run(ctx context.Context, cfg config) (*ledger, error) {
 
 	// Watch succeeded signups, to pay two renewals of some CodeGuard orders
 	// close together once they exist.
-	sub, err := c.nc.Subscribe(events.ResultSubject(events.OutcomeSucceeded), c.onSucceeded)
+	sub, err := c.nc.Subscribe(events.OutcomeResultsFilter(events.OutcomeSucceeded), c.onSucceeded)
 	if err != nil {
 		return nil, err
 	}

@@ -514,7 +514,7 @@ func TestRatesReadABoundedTail(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(env)
-		if _, err := e.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded), b); err != nil {
+		if _, err := e.js.PublishAsync(events.ResultSubject(events.OutcomeSucceeded, "main", 1+i%50), b); err != nil {
 			t.Fatal(err)
 		}
 	}

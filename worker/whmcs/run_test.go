@@ -67,7 +67,9 @@ func (e *runEnv) publish(t *testing.T, env events.Envelope) {
 		t.Fatal(err)
 	}
 	outcome := strings.TrimPrefix(string(env.Type), "provisioning.")
-	if _, err := e.js.Publish(context.Background(), events.ResultSubject(outcome), b, jetstream.WithMsgID(env.ID)); err != nil {
+	var d events.ResultData
+	_ = json.Unmarshal(env.Data, &d)
+	if _, err := e.js.Publish(context.Background(), events.ResultSubject(outcome, env.Source, d.ServiceID), b, jetstream.WithMsgID(env.ID)); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 }
