@@ -51,6 +51,10 @@ func deadLetterMsgID(seq uint64) string {
 
 // clipText cuts s to at most n bytes on a character boundary.
 func clipText(s string, n int) string {
+	// Invalid bytes first become U+FFFD, as JSON encoding would make them
+	// (one byte to three): clipping after that keeps the encoded label
+	// within the bound too.
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
 	}
