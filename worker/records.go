@@ -54,12 +54,16 @@ func RecordKey(opKey string) string {
 	return "op." + base64.RawURLEncoding.EncodeToString([]byte(opKey))
 }
 
-// ErrBusy means another worker holds a live lease on the operation.
+// ErrBusy means another worker holds a live lease on the operation. The
+// error claimOp returns carries the lease's end as its retry-after
+// (events.RetryAfterOf), so the event comes back once the lease is over:
+// the holder has then finished (and the redelivery is answered from the
+// record) or died (and the redelivery takes the operation over).
 var ErrBusy = errors.New("operation in progress at another worker")
 
-// busyRetry bounds how long a busy operation's event waits before it is
-// redelivered (the delay still grows with each delivery).
-const busyRetry = 2 * time.Second
+// busyMargin is added to a busy operation's remaining lease, so that its
+// redelivery arrives after the lease has ended, not just before.
+const busyMargin = 250 * time.Millisecond
 
 type claim struct {
 	rec   Record
@@ -124,10 +128,11 @@ func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, ow
 			return claim{rec: rec, rev: entry.Revision(), prior: true}, nil
 		}
 		if rec.State == StateInFlight && rec.Owner != owner && now.Before(rec.LeaseUntil) {
-			// Come back soon: the other copy usually finishes long before its
-			// lease runs out, and then this one is answered from the record.
-			return claim{}, events.AsTransient(fmt.Errorf("%w (%s, lease until %s)", ErrBusy, rec.Owner, rec.LeaseUntil.Format(time.RFC3339)),
-				min(time.Until(rec.LeaseUntil), busyRetry))
+			// Come back when the lease is over: sooner would only use up a
+			// delivery (a killed worker's lease outlives short redelivery
+			// delays; see Worker.claim for the last delivery).
+			return claim{}, events.AsTransient(fmt.Errorf("%w (%s, lease until %s)", ErrBusy, rec.Owner, rec.LeaseUntil.Format(time.RFC3339Nano)),
+				time.Until(rec.LeaseUntil)+busyMargin)
 		}
 		rec.State, rec.Owner, rec.LeaseUntil, rec.Updated = StateInFlight, owner, now.Add(lease), now
 		rec.Operation = recorded(op)

@@ -415,7 +415,7 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 	log := w.log.WithLazy(zap.String("event_id", env.ID), zap.String("operation", op.Key), zap.String("provider", op.Provider),
 		zap.String("action", string(op.Action)))
 	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
-	c, err := claimOp(ctx, w.kv, op, newOwner(w.instance), lease, meta.NumDelivered > 1, func() (map[string]string, error) {
+	c, err := w.claim(ctx, meta, op, newOwner(w.instance), lease, func() (map[string]string, error) {
 		plan, err := p.Prepare(ctx, op)
 		if err != nil {
 			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
