@@ -50,6 +50,7 @@ type MemoryReservations struct {
 	lease time.Duration
 	mu    sync.Mutex
 	names map[string][]memClaim
+	notes map[string][]Claim // Ledger notes, kept for the process's life
 }
 
 type memClaim struct {
@@ -112,4 +113,61 @@ func (m *MemoryReservations) live(name string, now time.Time) []memClaim {
 	}
 	m.names[name] = live
 	return live
+}
+
+// Ledger keeps notes that must outlive claims: what a provider did under a
+// name, readable by every replica long after the operation ended (the
+// CodeGuard renewals of an order that were sent, and those confirmed with
+// the end times they moved, so that a renewal replayed from the dead-letter
+// stream can tell its own effect from a later renewal's). A holder has at
+// most one note under a name. Notes are never judged gone like claims;
+// an implementation keeps at least the newest LedgerNotes of a name.
+// worker.Reservations and MemoryReservations implement it.
+type Ledger interface {
+	// Notes returns the notes under name, oldest first.
+	Notes(ctx context.Context, name string) ([]Claim, error)
+	// Note sets holder's note under name to what decide returns given all
+	// notes under name (holder's own included): "" removes it. Reading and
+	// writing are one atomic step for every process sharing the store; an
+	// error from decide is returned as is and nothing changes.
+	Note(ctx context.Context, name, holder string, decide func(notes []Claim) (string, error)) (string, error)
+}
+
+// LedgerNotes is how many notes under one name a Ledger keeps at least
+// (the oldest beyond it may be dropped).
+const LedgerNotes = 64
+
+// Notes implements Ledger.
+func (m *MemoryReservations) Notes(_ context.Context, name string) ([]Claim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.notes[name]), nil
+}
+
+// Note implements Ledger.
+func (m *MemoryReservations) Note(_ context.Context, name, holder string, decide func([]Claim) (string, error)) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, err := decide(slices.Clone(m.notes[name]))
+	if err != nil {
+		return "", err
+	}
+	if m.notes == nil {
+		m.notes = map[string][]Claim{}
+	}
+	m.notes[name] = SetNote(m.notes[name], holder, v)
+	return v, nil
+}
+
+// SetNote returns notes with holder's note set to v (moved to the end as
+// the newest; removed when v is ""), keeping the newest LedgerNotes.
+func SetNote(notes []Claim, holder, v string) []Claim {
+	notes = slices.DeleteFunc(slices.Clone(notes), func(c Claim) bool { return c.Holder == holder })
+	if v != "" {
+		notes = append(notes, Claim{Holder: holder, Value: v})
+	}
+	if n := len(notes) - LedgerNotes; n > 0 {
+		notes = notes[n:]
+	}
+	return notes
 }

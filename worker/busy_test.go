@@ -28,7 +28,9 @@ func TestKilledWorkersLeaseDoesNotDeadLetterTheEvent(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPipeline(t, func(o *worker.Options) { o.MaxDeliver, o.RetryBase, o.RetryMax = tc.maxDeliver, 50*time.Millisecond, 100*time.Millisecond })
+			p := newPipeline(t, func(o *worker.Options) {
+				o.MaxDeliver, o.RetryBase, o.RetryMax = tc.maxDeliver, 50*time.Millisecond, 100*time.Millisecond
+			})
 			kv, err := p.js.KeyValue(workertest.Context(t, 5*time.Second), worker.RecordsBucket)
 			if err != nil {
 				t.Fatal(err)

@@ -218,6 +218,7 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstr
 		return
 	}
 	labels(&dl)
+	w.abandon(ctx, failed)
 	if len(failed) == 0 {
 		op := events.Operation{Key: "stream:" + EventsStream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)}
 		w.publishResult(events.OutcomeDeadLettered, resultEventFor(env, dl, op.Key), op,

@@ -115,7 +115,9 @@ func (d *DeadLetters) Get(ctx context.Context, seq uint64) (Entry, error) {
 // Replay publishes the entry's original event, unchanged, to its original
 // subject and removes the entry. The event keeps its id, so operations that
 // had succeeded are not repeated and the failed ones are looked up at the
-// provider before they are tried again. A second replay of the same entry
+// provider before they are tried again (a CodeGuard renewal is planned again
+// from the order's current expiry unless its note shows it went through:
+// see providers/codeguard/ledger.go). A second replay of the same entry
 // within the duplicate window is dropped by JetStream.
 func (d *DeadLetters) Replay(ctx context.Context, seq uint64) (uint64, error) {
 	e, err := d.Get(ctx, seq)

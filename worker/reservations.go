@@ -258,3 +258,102 @@ func (w *Worker) shareReservations(kv jetstream.KeyValue) {
 		}
 	}
 }
+
+// LedgerKey is the bucket key of a ledger name (providers.Ledger): "led."
+// and the name base64url-encoded.
+func LedgerKey(name string) string {
+	return "led." + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+// storedNotes is the JSON value under a ledger key.
+type storedNotes struct {
+	Name  string            `json:"name"`
+	Notes []providers.Claim `json:"notes"`
+}
+
+// Notes implements providers.Ledger: the notes under name, oldest first,
+// kept in the same bucket as the claims (so for the bucket's TTL after the
+// last note, HOOKWORKER_RECORD_TTL), never judged gone. Errors reaching the
+// bucket are transient.
+func (r *Reservations) Notes(ctx context.Context, name string) ([]providers.Claim, error) {
+	n, _, err := r.readNotes(ctx, LedgerKey(name))
+	return n.Notes, err
+}
+
+// Note implements providers.Ledger with compare-and-set, like Reserve.
+func (r *Reservations) Note(ctx context.Context, name, holder string, decide func([]providers.Claim) (string, error)) (string, error) {
+	key := LedgerKey(name)
+	for range casRounds {
+		cur, rev, err := r.readNotes(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		v, err := decide(cur.Notes)
+		if err != nil {
+			return "", err
+		}
+		b, err := json.Marshal(storedNotes{Name: name, Notes: providers.SetNote(cur.Notes, holder, v)})
+		if err != nil {
+			return "", err
+		}
+		if rev == 0 {
+			_, err = r.kv.Create(ctx, key, b)
+		} else {
+			_, err = r.kv.Update(ctx, key, b, rev)
+		}
+		switch {
+		case err == nil:
+			return v, nil
+		case !casConflict(err):
+			return "", events.AsTransient(fmt.Errorf("write ledger %s: %w", key, err), 0)
+		}
+	}
+	return "", events.AsTransient(fmt.Errorf("ledger %q keeps changing under us", name), time.Second)
+}
+
+func (r *Reservations) readNotes(ctx context.Context, key string) (storedNotes, uint64, error) {
+	entry, err := r.kv.Get(ctx, key)
+	if isNotFound(err) {
+		return storedNotes{}, 0, nil
+	}
+	if err != nil {
+		return storedNotes{}, 0, events.AsTransient(fmt.Errorf("read ledger %s: %w", key, err), 0)
+	}
+	var cur storedNotes
+	if err := json.Unmarshal(entry.Value(), &cur); err != nil {
+		// Unlike claims, notes protect a paid renewal: never overwrite
+		// what cannot be read.
+		return storedNotes{}, 0, events.AsTransient(fmt.Errorf("ledger %s is unreadable: %w", key, err), 0)
+	}
+	return cur, entry.Revision(), nil
+}
+
+// abandoner is a provider that holds claims for an operation until it ends
+// (CodeGuard's place in an order's chain of renewals).
+type abandoner interface {
+	Abandon(ctx context.Context, op events.Operation)
+}
+
+// abandon tells the providers of operations being dead-lettered, so their
+// claims stop holding later operations back now, not a lease later. A
+// replay claims again.
+func (w *Worker) abandon(ctx context.Context, failed []failure) {
+	for _, f := range failed {
+		p := Provider(w.providers[f.op.Provider])
+		for p != nil {
+			if a, ok := p.(abandoner); ok {
+				op := f.op
+				if op.Plan == nil {
+					op.Plan = f.rec.Plan
+				}
+				a.Abandon(ctx, op)
+				break
+			}
+			uw, ok := p.(interface{ Unwrap() Provider })
+			if !ok {
+				break
+			}
+			p = uw.Unwrap()
+		}
+	}
+}

@@ -619,3 +619,63 @@ func TestPipelineSignupsOnTwoReplicasGetDistinctAccounts(t *testing.T) {
 		}
 	}
 }
+
+// The ledger (providers.Ledger) in the bucket: a note written on one
+// replica is read on another; a note that decides on what it read loses a
+// race and decides again, so two replicas never both write over one
+// reading; the newest LedgerNotes are kept; an unreadable ledger is never
+// overwritten (it may hold the only trace of a paid renewal).
+func TestLedgerAcrossReplicas(t *testing.T) {
+	replica := replicas(t, time.Hour)
+	ra, kv := replica()
+	rb, _ := replica()
+	ctx := workertest.Context(t, 20*time.Second)
+	const name = "codeguard.renewed.42"
+	if _, err := ra.Note(ctx, name, "renewal-1", func([]providers.Claim) (string, error) { return "sent 100 200", nil }); err != nil {
+		t.Fatal(err)
+	}
+	notes, err := rb.Notes(ctx, name)
+	if err != nil || len(notes) != 1 || notes[0] != (providers.Claim{Holder: "renewal-1", Value: "sent 100 200"}) {
+		t.Fatalf("replica B reads %+v, %v", notes, err)
+	}
+	// Both replicas confirm "the first from 100" at once: one wins.
+	var wg sync.WaitGroup
+	wins := make([]bool, 2)
+	for i, r := range []*worker.Reservations{ra, rb} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Note(ctx, name, fmt.Sprintf("renewal-%d", i+2), func(now []providers.Claim) (string, error) {
+				for _, c := range now {
+					if strings.HasPrefix(c.Value, "confirmed 100 ") {
+						return "", errors.New("taken")
+					}
+				}
+				return "confirmed 100 200", nil
+			})
+			wins[i] = err == nil
+		}()
+	}
+	wg.Wait()
+	if wins[0] == wins[1] {
+		t.Fatalf("wins %v: want exactly one", wins)
+	}
+	for i := range providers.LedgerNotes + 5 {
+		if _, err := ra.Note(ctx, name, fmt.Sprintf("bulk-%d", i), func([]providers.Claim) (string, error) { return "sent 1 2", nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notes, _ = rb.Notes(ctx, name)
+	if len(notes) != providers.LedgerNotes || notes[len(notes)-1].Holder != fmt.Sprintf("bulk-%d", providers.LedgerNotes+4) {
+		t.Fatalf("%d notes, newest %+v: want the newest %d", len(notes), notes[len(notes)-1], providers.LedgerNotes)
+	}
+	if _, err := kv.Put(ctx, worker.LedgerKey(name), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.Note(ctx, name, "renewal-9", func([]providers.Claim) (string, error) { return "sent 1 2", nil }); err == nil || events.ClassOf(err) != events.Transient {
+		t.Fatalf("note over an unreadable ledger = %v, want a transient error", err)
+	}
+	if e, _ := kv.Get(ctx, worker.LedgerKey(name)); string(e.Value()) != "{not json" {
+		t.Fatalf("unreadable ledger overwritten: %s", e.Value())
+	}
+}

@@ -59,7 +59,15 @@
 //     dropped connection, 5xx) the expiry is re-read before the error is
 //     returned and the error says whether the renewal took effect; the error
 //     stays transient (the contract wants a lost reply reported), and the
-//     retry then finds the moved expiry and reports AlreadyDone.
+//     retry then finds the moved expiry and reports AlreadyDone. Each
+//     renewal is noted per order (providers.Ledger) as sent, before
+//     renew.json, and as confirmed, with the expiries it moved between, so
+//     a renewal dead-lettered and replayed after later renewals of the
+//     order took effect tells its own effect from theirs: one that never
+//     went through is planned again from today's expiry and renews once,
+//     one that did is AlreadyDone (see ledger.go). Abandon, called by the
+//     worker when a renewal is dead-lettered, drops it from its order's
+//     chain at once.
 //   - suspend / unsuspend / terminate resolve the order by domain and read
 //     currentstatus: Suspended / not Suspended / Deleted (or no order at
 //     all, for terminate) already reached is AlreadyDone.

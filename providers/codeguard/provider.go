@@ -150,13 +150,7 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 	// flight starts where that one will end, not at today's expiry. The
 	// claim is the arbiter between replicas planning at the same time.
 	v, err := p.reservations().Reserve(ctx, renewalsOf(d.OrderID), op.Key, func(others []providers.Claim) (string, error) {
-		before := d.EndTime
-		for _, c := range others {
-			if _, exp, ok := parseClaim(c.Value); ok {
-				before = max(before, exp)
-			}
-		}
-		return fmt.Sprintf("%d %d", before, addMonths(before, months)), nil
+		return chainValue(d.EndTime, months, others), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("codeguard renew %q: claiming its place among the renewals of order %d: %w", domain, d.OrderID, err)
@@ -170,9 +164,13 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 }
 
 // Lookup reports whether op's effect is already in place at LogicBoxes: a
-// live order for the domain (signup), an expiry past the planned one
-// (renew), the target state (suspend, unsuspend, terminate), or the plan
-// (change_package). It changes nothing.
+// live order for the domain (signup), the renewal noted confirmed, or sent
+// and the expiry moved past where it would leave it without another
+// renewal confirmed from the same start (renew; see ledger.go), the target
+// state (suspend, unsuspend, terminate), or the plan (change_package). It
+// changes nothing at LogicBoxes; a renewal that lost its place in its
+// order's chain (failed for good, dead-lettered, now replayed) takes it
+// again, planned from today's expiry.
 func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outcome, bool, error) {
 	if err := unsupported(op); err != nil {
 		return events.Outcome{}, false, err
@@ -190,11 +188,15 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 		if err != nil {
 			return events.Outcome{}, false, fmt.Errorf("codeguard renew order %d: %w", rp.orderID, err)
 		}
-		if rp.reached(d.EndTime) {
-			p.confirmed(ctx, rp.orderID, op.Key)
-			return done(d, domain), true, nil
+		months, err := monthsOf(op)
+		if err != nil {
+			return events.Outcome{}, false, err
 		}
-		return events.Outcome{}, false, nil
+		if _, inPlace, err := p.place(ctx, op, rp, d, months); err != nil || !inPlace {
+			return events.Outcome{}, false, err
+		}
+		p.confirmed(ctx, rp.orderID, op.Key)
+		return done(d, domain), true, nil
 	}
 	d, found, err := p.findOrder(ctx, domain)
 	if err != nil {
@@ -245,7 +247,10 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 //     endtime_before, an earlier renewal of the order has not taken effect
 //     yet and this one waits (transient); otherwise renew.json. A renewal
 //     whose reply is lost is never sent again, and one renewal's effect is
-//     never mistaken for another's.
+//     never mistaken for another's. Each renewal is noted in its order's
+//     ledger as sent before renew.json and as confirmed after it (see
+//     ledger.go); a renewal replayed after it left its order's chain is
+//     planned again from today's expiry.
 //   - suspend / unsuspend / terminate: the order is resolved by domain; a
 //     target state already reached (or no order, for terminate) is
 //     AlreadyDone.
@@ -413,10 +418,14 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 	if err != nil {
 		return events.Outcome{}, fmt.Errorf("codeguard renew order %d: reading its expiry: %w", orderID, err)
 	}
+	rp, inPlace, err := p.place(ctx, op, rp, d, months)
+	if err != nil {
+		return events.Outcome{}, err
+	}
 	log := p.log.With(zap.Int64("order_id", orderID), zap.Int64("endtime_before", rp.before),
 		zap.Int64("endtime_expected", rp.expected), zap.Int64("endtime", d.EndTime), zap.String("op_key", op.Key))
 	switch {
-	case rp.reached(d.EndTime):
+	case inPlace:
 		log.Info("codeguard renewal already applied: the expiry has reached the one this renewal expects")
 		p.confirmed(ctx, orderID, op.Key)
 		return done(d, domain), nil
@@ -429,9 +438,18 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 		return events.Outcome{}, events.AsTransient(fmt.Errorf("codeguard renew order %d: waiting for the earlier renewal of this order (endtime %d, this renewal starts at %d)",
 			orderID, d.EndTime, rp.before), 5*time.Second)
 	}
+	// Noted before it is sent: whatever happens to the reply, to this
+	// worker or to this operation (dead-lettered, replayed days later),
+	// every replica can tell later whether the end time moved for it.
+	sent := renewalNote{at: d.EndTime, end: addMonths(d.EndTime, months)}
+	if err := p.note(ctx, orderID, op.Key, func([]providers.Claim) (string, error) { return sent.String(), nil }); err != nil {
+		return events.Outcome{}, fmt.Errorf("codeguard renew order %d: noting the renewal before sending it: %w", orderID, err)
+	}
 	act, err := p.c.Renew(ctx, RenewRequest{OrderID: orderID, Months: months, AutoRenew: s.autoRenew, InvoiceOption: s.invoiceOption})
 	if err != nil {
 		if events.ClassOf(err) != events.Transient {
+			// LogicBoxes refused it: not applied, so nothing to attribute.
+			p.forgetNote(ctx, orderID, op.Key)
 			return events.Outcome{}, fmt.Errorf("codeguard renew order %d: %w", orderID, err)
 		}
 		// The renewal may have gone through although the reply was lost:
@@ -457,8 +475,15 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 		"domain": domain, "months": strconv.Itoa(months), "action_status": act.ActionStatus,
 		"endtime_expected": itoa(rp.expected),
 	}}
+	conf := renewalNote{confirmed: true, at: sent.at, end: sent.end}
 	if after, err := p.c.Details(ctx, orderID); err == nil {
 		out.Details["endtime"] = itoa(after.EndTime)
+		conf.end = after.EndTime
+	}
+	// It was applied: confirmed whatever else the ledger says (a failure to
+	// note it leaves "sent", which a later look-up attributes the same way).
+	if err := p.note(ctx, orderID, op.Key, func([]providers.Claim) (string, error) { return conf.String(), nil }); err != nil {
+		log.Warn("codeguard: could not note a renewal as confirmed; it stays noted as sent", zap.Error(err))
 	}
 	p.confirmed(ctx, orderID, op.Key)
 	log.Info("codeguard order renewed", zap.Int("months", months))

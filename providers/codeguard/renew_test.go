@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookworker/hookworker/events"
 	"github.com/hookworker/hookworker/providers/codeguard"
+	"github.com/hookworker/hookworker/providers/codeguard/codeguardtest"
 )
 
 // renewalOf is service 1's renewal paid by invoice inv.
@@ -113,5 +114,62 @@ func TestFailedRenewalDoesNotHoldLaterOnes(t *testing.T) {
 	}
 	if out := apply(t, p, later); out.AlreadyDone || fake.Renewals() != 1 {
 		t.Fatalf("later renewal %+v, renewals %d", out, fake.Renewals())
+	}
+}
+
+// A renewal that failed and was dead-lettered (the worker calls Abandon),
+// then a later renewal of the order applied, then the first replayed with
+// its first plan: it must renew exactly once more when it never took
+// effect, and not at all when it did (its reply lost). The ledger of sent
+// and confirmed renewals tells the two apart; the end time alone cannot.
+func TestReplayedRenewalAfterALaterOne(t *testing.T) {
+	cases := []struct {
+		name      string
+		fault     func(f *codeguardtest.Server)
+		wantClass events.ErrorClass
+		firstDone bool // the first renewal took effect before it was dead-lettered
+	}{
+		{"refused", func(f *codeguardtest.Server) { f.FailNextOn(codeguard.PathRenew, 1, 400) }, events.Permanent, false},
+		{"5xx before the effect", func(f *codeguardtest.Server) { f.FailNextOn(codeguard.PathRenew, 1, 503) }, events.Transient, false},
+		{"applied, reply lost", func(f *codeguardtest.Server) { f.DropAfterEffectOn(codeguard.PathRenew) }, events.Transient, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t)
+			p := newProvider(t, fake, nil)
+			signup := apply(t, p, prepared(t, p, op(events.SignupCustomer, 1, "example.com")))
+			orderID, _ := strconv.ParseInt(signup.Reference, 10, 64)
+			start, _ := fake.Order(orderID)
+
+			first := prepared(t, p, renewalOf(901))
+			tc.fault(fake)
+			if _, err := p.Apply(testCtx(t), first); err == nil || events.ClassOf(err) != tc.wantClass {
+				t.Fatalf("first renewal = %v, want a %s error", err, tc.wantClass)
+			}
+			p.Abandon(testCtx(t), first) // dead-lettered
+
+			later := prepared(t, p, renewalOf(902))
+			if out := apply(t, p, later); out.AlreadyDone {
+				t.Fatalf("later renewal %+v: want applied", out)
+			}
+			// The replay: the operation keeps its first plan.
+			out, found, err := p.Lookup(testCtx(t), first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != tc.firstDone {
+				t.Fatalf("Lookup(replayed first) found = %t, want %t", found, tc.firstDone)
+			}
+			if !found {
+				out = apply(t, p, first)
+			}
+			if out.AlreadyDone != tc.firstDone {
+				t.Errorf("replayed first %+v: already_done want %t", out, tc.firstDone)
+			}
+			end, _ := fake.Order(orderID)
+			if want := time.Unix(start.End, 0).AddDate(0, 24, 0).Unix(); fake.Renewals() != 2 || end.End != want {
+				t.Fatalf("renewals %d, endtime %d; want 2 and %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
+			}
+		})
 	}
 }
