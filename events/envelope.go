@@ -105,33 +105,38 @@ func NewEnvelope(id string, t Type, source string, occurred time.Time, data any)
 // Validate checks the envelope fields and, for a known type, its data. The
 // error names the first wrong field and matches ErrMalformed.
 func (e Envelope) Validate() error {
+	_, err := e.validate()
+	return err
+}
+
+// validate is Validate returning the decoded payload (what Payload returns).
+func (e Envelope) validate() (any, error) {
 	switch {
 	case strings.TrimSpace(e.ID) == "":
-		return fieldErr("id", "is required")
+		return nil, fieldErr("id", "is required")
 	case len(e.ID) > 512:
-		return fieldErr("id", "is longer than 512 bytes")
+		return nil, fieldErr("id", "is longer than 512 bytes")
 	case e.Type == "":
-		return fieldErr("type", "is required")
+		return nil, fieldErr("type", "is required")
 	case e.SpecVersion == "":
-		return fieldErr("spec_version", "is required")
+		return nil, fieldErr("spec_version", "is required")
 	case majorOf(e.SpecVersion) != majorOf(SpecVersion):
-		return fieldErr("spec_version", "%q is not supported (this worker reads %s)", Clip(e.SpecVersion), SpecVersion)
+		return nil, fieldErr("spec_version", "%q is not supported (this worker reads %s)", Clip(e.SpecVersion), SpecVersion)
 	case e.OccurredAt.IsZero():
-		return fieldErr("occurred_at", "is required (RFC 3339 time)")
+		return nil, fieldErr("occurred_at", "is required (RFC 3339 time)")
 	case strings.TrimSpace(e.Source) == "":
-		return fieldErr("source", "is required (the WHMCS instance name)")
+		return nil, fieldErr("source", "is required (the WHMCS instance name)")
 	case len(e.Source) > MaxSourceLen:
-		return fieldErr("source", "%q is longer than %d bytes", Clip(e.Source), MaxSourceLen)
+		return nil, fieldErr("source", "%q is longer than %d bytes", Clip(e.Source), MaxSourceLen)
 	case !validToken(e.Source):
-		return fieldErr("source", "%q may hold only letters, digits, '-' and '_'", Clip(e.Source))
+		return nil, fieldErr("source", "%q may hold only letters, digits, '-' and '_'", Clip(e.Source))
 	case len(e.Data) == 0 || bytes.Equal(bytes.TrimSpace(e.Data), []byte("null")):
-		return fieldErr("data", "is required")
+		return nil, fieldErr("data", "is required")
 	}
 	if !e.Type.IsInbound() && !e.Type.isResult() {
-		return fieldErr("type", "unknown event type %q", Clip(string(e.Type)))
+		return nil, fieldErr("type", "unknown event type %q", Clip(string(e.Type)))
 	}
-	_, err := e.Payload()
-	return err
+	return e.Payload()
 }
 
 func (t Type) isResult() bool {
@@ -161,28 +166,37 @@ func validToken(s string) bool {
 // that newer hooks can add fields; missing or wrong fields are not. Every error
 // matches ErrMalformed and names the field at fault.
 func Decode(b []byte) (Envelope, error) {
+	e, _, err := DecodeWithPayload(b)
+	return e, err
+}
+
+// DecodeWithPayload is Decode also returning the event's validated data,
+// as Payload would return it, so that a caller needing both decodes the
+// data once. The payload is nil when err is not.
+func DecodeWithPayload(b []byte) (Envelope, any, error) {
 	var e Envelope
 	if len(bytes.TrimSpace(b)) == 0 {
-		return e, fmt.Errorf("%w: empty message", ErrMalformed)
+		return e, nil, fmt.Errorf("%w: empty message", ErrMalformed)
 	}
 	if err := json.Unmarshal(b, &e); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return e, fieldErr(te.Field, "has JSON type %s, want %s", te.Value, te.Type)
+			return e, nil, fieldErr(te.Field, "has JSON type %s, want %s", te.Value, te.Type)
 		}
 		var pe *time.ParseError
 		if errors.As(err, &pe) {
-			return e, fieldErr("occurred_at", "is not an RFC 3339 time: %v", pe)
+			return e, nil, fieldErr("occurred_at", "is not an RFC 3339 time: %v", pe)
 		}
-		return e, fmt.Errorf("%w: not a JSON event envelope: %v", ErrMalformed, err)
+		return e, nil, fmt.Errorf("%w: not a JSON event envelope: %v", ErrMalformed, err)
 	}
 	if field, bad := invalidText(b); bad {
-		return e, fieldErr(field, "is not valid UTF-8 text (invalid bytes or a lone surrogate escape): refusing to replace them with U+FFFD")
+		return e, nil, fieldErr(field, "is not valid UTF-8 text (invalid bytes or a lone surrogate escape): refusing to replace them with U+FFFD")
 	}
-	if err := e.Validate(); err != nil {
-		return e, err
+	p, err := e.validate()
+	if err != nil {
+		return e, nil, err
 	}
-	return e, nil
+	return e, p, nil
 }
 
 // Payload decodes Data into the struct for the envelope's type and validates

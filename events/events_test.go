@@ -25,9 +25,23 @@ func TestEverySampleDecodes(t *testing.T) {
 		if got.ID != env.ID || got.Type != typ || got.Source != "main" {
 			t.Errorf("%s: round trip %+v", typ, got)
 		}
-		if _, err := got.Payload(); err != nil {
+		want, err := got.Payload()
+		if err != nil {
 			t.Errorf("%s payload: %v", typ, err)
 		}
+		// DecodeWithPayload hands back the same validated data in one decode.
+		env2, p, err := events.DecodeWithPayload(b)
+		if err != nil || env2.ID != env.ID || p == nil {
+			t.Fatalf("%s: DecodeWithPayload = %+v, %v, %v", typ, env2, p, err)
+		}
+		pj, _ := json.Marshal(p)
+		wj, _ := json.Marshal(want)
+		if fmt.Sprintf("%T", p) != fmt.Sprintf("%T", want) || string(pj) != string(wj) {
+			t.Errorf("%s: DecodeWithPayload payload %T %s, Payload() %T %s", typ, p, pj, want, wj)
+		}
+	}
+	if _, p, err := events.DecodeWithPayload([]byte(`{"id":"x","type":"order.accepted"}`)); err == nil || p != nil {
+		t.Errorf("an invalid event: payload %v, error %v; want nil and an error", p, err)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 // configured providers (New checks it), but the Module Settings an event
 // carries may name any provider; such an event is a permanent error naming
 // the provider and the product instead of a nil provider at run time.
-func (w *Worker) route(env events.Envelope) ([]events.Operation, error) {
-	ops, err := Route(env, w.cat)
+func (w *Worker) route(env events.Envelope, payload any) ([]events.Operation, error) {
+	ops, err := RoutePayload(env, payload, w.cat)
 	if err != nil {
 		return nil, err
 	}

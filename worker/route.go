@@ -18,6 +18,13 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 	if err != nil {
 		return nil, err
 	}
+	return RoutePayload(env, payload, cat)
+}
+
+// RoutePayload is Route for an event whose data is already decoded and
+// validated: payload is what env.Payload() (or events.DecodeWithPayload)
+// returned for it, so the data is not decoded again.
+func RoutePayload(env events.Envelope, payload any, cat *catalog.Catalog) ([]events.Operation, error) {
 	base := events.Operation{EventID: env.ID, EventType: env.Type, Source: env.Source}
 	product := func(id, serviceID int, module ...*events.ModuleSettings) (catalog.Product, bool, error) {
 		if len(module) > 0 && module[0] != nil {
@@ -120,6 +127,7 @@ func Route(env events.Envelope, cat *catalog.Catalog) ([]events.Operation, error
 		return nil, events.Permanentf("event type %q is not one the worker consumes", env.Type)
 	}
 	for i := range ops {
+		var err error
 		if ops[i].Key == "" {
 			return nil, fmt.Errorf("internal: operation %d of %s has no key", i, env.ID)
 		}

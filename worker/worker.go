@@ -255,7 +255,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	env, decodeErr := events.Decode(msg.Data())
+	env, payload, decodeErr := events.DecodeWithPayload(msg.Data())
 	typ := typeLabel(env.Type)
 	w.m.received.WithLabelValues(typ).Inc()
 	defer func() { w.m.eventDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds()) }()
@@ -274,7 +274,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 		w.deadLetter(ctx, msg, meta, env, nil, decodeErr, log)
 		return
 	}
-	ops, err := w.route(env)
+	ops, err := w.route(env, payload)
 	if err != nil {
 		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)
