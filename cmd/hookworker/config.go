@@ -49,6 +49,8 @@ type Config struct {
 	OpsUser     string `envconfig:"OPS_USER" desc:"basic-auth user for the ops page"`
 	OpsPassword string `envconfig:"OPS_PASSWORD" desc:"basic-auth password for the ops page (secret)"`
 
+	MemoryLimit string `envconfig:"MEMORY_LIMIT" default:"auto" desc:"soft memory limit of hookworker run's Go runtime: auto (28MiB + 32KiB per CONCURRENCY slot), off, or a size (64MiB, 1GiB); GOMEMLIMIT, when set, always wins"`
+
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"console" desc:"console or json"`
 
@@ -127,6 +129,9 @@ func (c Config) validate() error {
 	}
 	if c.LogFormat != "console" && c.LogFormat != "json" {
 		return fmt.Errorf("HOOKWORKER_LOG_FORMAT: want console or json, got %q", c.LogFormat)
+	}
+	if _, _, err := c.memoryLimit(""); err != nil {
+		return err
 	}
 	if c.Sandbox != "" && c.Sandbox != "memory" && c.Sandbox != "fakes" {
 		return fmt.Errorf("HOOKWORKER_SANDBOX: want memory or fakes, got %q", c.Sandbox)

@@ -51,6 +51,8 @@ func TestBadConfigurationExits2AndNamesTheVariable(t *testing.T) {
 		{map[string]string{"HOOKWORKER_LOG_LEVEL": "loud"}, "HOOKWORKER_LOG_LEVEL"},
 		{map[string]string{"HOOKWORKER_METRICS_ADDR": "nine-four-six-four"}, "HOOKWORKER_METRICS_ADDR"},
 		{map[string]string{"HOOKWORKER_SANDBOX": "real"}, "HOOKWORKER_SANDBOX"},
+		{map[string]string{"HOOKWORKER_MEMORY_LIMIT": "lots"}, "HOOKWORKER_MEMORY_LIMIT"},
+		{map[string]string{"HOOKWORKER_MEMORY_LIMIT": "1MiB"}, "HOOKWORKER_MEMORY_LIMIT"},
 		{map[string]string{"HOOKWORKER_PASSWORD_SECRET": "short"}, "HOOKWORKER_PASSWORD_SECRET"},
 		{map[string]string{"HOOKWORKER_COMET_URL": "http://comet.example", "HOOKWORKER_COMET_PASSWORD": "s3cr3t-pa55"}, "HOOKWORKER_COMET_USERNAME"},
 		{map[string]string{"HOOKWORKER_COMET_URL": "ftp://comet.example"}, "HOOKWORKER_COMET_URL"},

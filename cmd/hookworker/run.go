@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,11 @@ func newLogger(cfg Config, w io.Writer) *zap.Logger {
 func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	defer func() { _ = log.Sync() }()
+	limit, setBy, err := cfg.applyMemoryLimit(os.Getenv("GOMEMLIMIT"))
+	if err != nil {
+		return configError{err}
+	}
+	log.Info("memory limit", zap.String("memory_limit", formatBytes(limit)), zap.String("set_by", setBy))
 
 	// Service passwords: the one WHMCS holds when its API is configured,
 	// else (and for ClientAdd reseller signups, which have no service) one
