@@ -20,7 +20,8 @@ import (
 // to twice the live heap plus the stacks; the limit makes it return freed
 // pages and collect sooner once it is near. Set below what the work needs,
 // a limit costs CPU (garbage collection runs more often), never
-// correctness: it is soft, nothing fails when it is exceeded.
+// correctness: it is soft, nothing fails when it is exceeded. With the
+// embedded NATS server auto sets no limit (see memoryLimit).
 const (
 	memoryLimitBase    = 28 << 20
 	memoryLimitPerSlot = 32 << 10
@@ -38,13 +39,21 @@ func defaultMemoryLimit(concurrency int) int64 {
 // runtime has applied it already and limit is -1 (leave it). "off" is no
 // limit (math.MaxInt64, the runtime's default); "auto" or empty the
 // default for CONCURRENCY; anything else a size as GOMEMLIMIT takes it
-// (64MiB, 1GiB, a number of bytes).
+// (64MiB, 1GiB, a number of bytes). The auto limit applies with an
+// external NATS server (HOOKWORKER_NATS_URL) only.
 func (c Config) memoryLimit(gomemlimit string) (limit int64, setBy string, err error) {
 	if gomemlimit != "" {
 		return -1, "GOMEMLIMIT", nil
 	}
 	switch v := strings.TrimSpace(c.MemoryLimit); v {
 	case "", "auto":
+		if c.NATSURL == "" {
+			// The embedded JetStream server's buffers and caches share this
+			// process and follow the streams' traffic, not CONCURRENCY (145
+			// MiB of heap in use after a burst of 20,000 events): a limit
+			// sized for the worker would have the collector run all the time.
+			return math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=auto (none: the embedded NATS server shares the process)", nil
+		}
 		return defaultMemoryLimit(c.Concurrency), fmt.Sprintf("HOOKWORKER_MEMORY_LIMIT=auto (%s + %s per CONCURRENCY slot, CONCURRENCY=%d)",
 			formatBytes(memoryLimitBase), formatBytes(memoryLimitPerSlot), c.Concurrency), nil
 	case "off":

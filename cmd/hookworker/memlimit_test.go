@@ -8,24 +8,28 @@ import (
 )
 
 func TestMemoryLimitChoice(t *testing.T) {
+	const ext = "nats://nats.example:4222"
 	for _, tc := range []struct {
 		name       string
+		natsURL    string
 		setting    string
 		gomemlimit string
 		conc       int
 		want       int64
 		setBy      string
 	}{
-		{"auto at the default concurrency", "auto", "", 8, 28<<20 + 8*32<<10, "HOOKWORKER_MEMORY_LIMIT=auto"},
-		{"empty is auto", "", "", 1024, 60 << 20, "HOOKWORKER_MEMORY_LIMIT=auto"},
-		{"explicit size", "96MiB", "", 1024, 96 << 20, "HOOKWORKER_MEMORY_LIMIT"},
-		{"bytes", "33554432", "", 8, 32 << 20, "HOOKWORKER_MEMORY_LIMIT"},
-		{"off", "off", "", 8, math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=off"},
-		{"GOMEMLIMIT wins over auto", "auto", "1GiB", 8, -1, "GOMEMLIMIT"},
-		{"GOMEMLIMIT wins over a size", "64MiB", "off", 8, -1, "GOMEMLIMIT"},
+		{"auto at the default concurrency", ext, "auto", "", 8, 28<<20 + 8*32<<10, "HOOKWORKER_MEMORY_LIMIT=auto"},
+		{"empty is auto", ext, "", "", 1024, 60 << 20, "HOOKWORKER_MEMORY_LIMIT=auto"},
+		{"auto with the embedded server: none", "", "auto", "", 1024, math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=auto (none"},
+		{"explicit size", ext, "96MiB", "", 1024, 96 << 20, "HOOKWORKER_MEMORY_LIMIT"},
+		{"explicit size with the embedded server", "", "96MiB", "", 8, 96 << 20, "HOOKWORKER_MEMORY_LIMIT"},
+		{"bytes", ext, "33554432", "", 8, 32 << 20, "HOOKWORKER_MEMORY_LIMIT"},
+		{"off", ext, "off", "", 8, math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=off"},
+		{"GOMEMLIMIT wins over auto", ext, "auto", "1GiB", 8, -1, "GOMEMLIMIT"},
+		{"GOMEMLIMIT wins over a size", "", "64MiB", "off", 8, -1, "GOMEMLIMIT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{MemoryLimit: tc.setting}
+			c := Config{MemoryLimit: tc.setting, NATSURL: tc.natsURL}
 			c.Concurrency = tc.conc
 			got, setBy, err := c.memoryLimit(tc.gomemlimit)
 			if err != nil {
@@ -80,7 +84,7 @@ func TestApplyMemoryLimitSetsTheRuntimeLimit(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 
-	c := Config{MemoryLimit: "auto"}
+	c := Config{MemoryLimit: "auto", NATSURL: "nats://nats.example:4222"}
 	c.Concurrency = 1024
 	got, _, err := c.applyMemoryLimit("")
 	if err != nil || got != 60<<20 || debug.SetMemoryLimit(-1) != 60<<20 {
