@@ -4,37 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookworker/hookworker/events"
-	"github.com/hookworker/hookworker/providers/sandbox"
-	"github.com/hookworker/hookworker/worker"
-	"github.com/hookworker/hookworker/worker/catalog"
 )
 
 // A worker on an embedded JetStream server provisions an accepted order at
 // the sandbox provider and publishes the result.
 func Example() {
-	dir, _ := os.MkdirTemp("", "hookworker-example")
-	defer os.RemoveAll(dir)
-	ns, err := worker.StartEmbedded(dir, "") // in-process only
-	if err != nil {
-		panic(err)
-	}
-	defer ns.Shutdown()
-	nc, _ := nats.Connect("", nats.InProcessServer(ns))
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js, stop := exampleJetStream() // an embedded server, in-process only
+	defer stop()
 
-	cat, _ := catalog.Parse([]byte("products:\n  - id: 1\n    provider: sandbox\n"), "example", map[string]catalog.Validator{"sandbox": nil})
-	w, err := worker.New(js, cat, map[string]worker.Provider{"sandbox": sandbox.New()}, worker.DefaultOptions(), nil, nil)
-	if err != nil {
-		panic(err)
-	}
+	w := exampleSandboxWorker(js) // product 1 at the sandbox provider
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()

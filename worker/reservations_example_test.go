@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookworker/hookworker/providers"
 	"github.com/hookworker/hookworker/worker"
@@ -18,16 +14,8 @@ import (
 // first signup gets it, the second is refused, the first one's redelivery
 // finds its own claim.
 func ExampleNewReservations() {
-	dir, _ := os.MkdirTemp("", "hookworker-example")
-	defer os.RemoveAll(dir)
-	ns, err := worker.StartEmbedded(dir, "") // in-process only
-	if err != nil {
-		panic(err)
-	}
-	defer ns.Shutdown()
-	nc, _ := nats.Connect("", nats.InProcessServer(ns))
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js, stop := exampleJetStream() // an embedded server, in-process only
+	defer stop()
 	ctx := context.Background()
 	_, kv, err := worker.Setup(ctx, js, worker.DefaultOptions())
 	if err != nil {

@@ -4,38 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/hookworker/hookworker/events"
-	"github.com/hookworker/hookworker/providers/sandbox"
-	"github.com/hookworker/hookworker/worker"
-	"github.com/hookworker/hookworker/worker/catalog"
 )
 
 // A worker answers request-reply on its own connection: here the
 // providers check the WHMCS module's Test Connection button and
 // `hookworker providers check` send.
 func ExampleWorker_StartRPC() {
-	dir, _ := os.MkdirTemp("", "hookworker-example")
-	defer os.RemoveAll(dir)
-	ns, err := worker.StartEmbedded(dir, "") // in-process only
-	if err != nil {
-		panic(err)
-	}
-	defer ns.Shutdown()
-	nc, _ := nats.Connect("", nats.InProcessServer(ns))
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	nc, js, stop := exampleJetStream() // an embedded server, in-process only
+	defer stop()
 
-	cat, _ := catalog.Parse([]byte("products:\n  - id: 1\n    provider: sandbox\n"), "example", map[string]catalog.Validator{"sandbox": nil})
-	w, err := worker.New(js, cat, map[string]worker.Provider{"sandbox": sandbox.New()}, worker.DefaultOptions(), nil, nil)
-	if err != nil {
-		panic(err)
-	}
+	w := exampleSandboxWorker(js) // product 1 at the sandbox provider
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.Setup(ctx); err != nil {
