@@ -2,17 +2,9 @@ package worker_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
+	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -22,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/workertest"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -89,14 +82,7 @@ func TestEmbeddedOffLoopbackRefusesUnauthenticatedClients(t *testing.T) {
 			ns := startEmbedded(t, tc.cfg)
 			url := loopbackURL(t, ns, "nats")
 			for i, o := range tc.bad {
-				nc, err := nats.Connect(url, append(o, nats.Timeout(2*time.Second))...)
-				if err == nil {
-					nc.Close()
-					t.Fatalf("client %d without the right credentials connected", i)
-				}
-				if !errors.Is(err, nats.ErrAuthorization) {
-					t.Errorf("client %d: %v, want an authorization violation", i, err)
-				}
+				workertest.Refused(t, url, fmt.Sprintf("client %d without the right credentials", i), o...)
 			}
 			nc, err := nats.Connect(url, tc.good...)
 			if err != nil {
@@ -121,8 +107,7 @@ func TestEmbeddedOffLoopbackRefusesUnauthenticatedClients(t *testing.T) {
 }
 
 func TestEmbeddedTLS(t *testing.T) {
-	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := workertest.SelfSignedCert(t)
 	ns := startEmbedded(t, worker.EmbeddedConfig{Listen: "0.0.0.0:0", Token: "t0ken-t0ken-t0ken", TLSCert: cert, TLSKey: key})
 	url := loopbackURL(t, ns, "tls")
 	if nc, err := nats.Connect(url, nats.Token("t0ken-t0ken-t0ken"), nats.Timeout(2*time.Second)); err == nil {
@@ -137,36 +122,5 @@ func TestEmbeddedTLS(t *testing.T) {
 	if !nc.TLSRequired() {
 		t.Error("connection is not TLS")
 	}
-	if _, err := nats.Connect(url, nats.RootCAs(cert), nats.Timeout(2*time.Second)); !errors.Is(err, nats.ErrAuthorization) {
-		t.Errorf("TLS client without the token: %v, want an authorization violation", err)
-	}
-}
-
-// selfSigned writes a certificate for 127.0.0.1 and its key under dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hookworker test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
+	workertest.Refused(t, url, "a TLS client without the token", nats.RootCAs(cert))
 }

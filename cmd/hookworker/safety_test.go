@@ -3,16 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +22,7 @@ import (
 
 	"github.com/hookworker/hookworker/events"
 	"github.com/hookworker/hookworker/worker"
+	"github.com/hookworker/hookworker/worker/workertest"
 )
 
 // With HOOKWORKER_EMBEDDED_LISTEN off loopback and no credentials set, the
@@ -40,14 +34,7 @@ func TestEmbeddedOffLoopbackRequiresTheGeneratedToken(t *testing.T) {
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	in := startRun(t, "HOOKWORKER_EMBEDDED_LISTEN=0.0.0.0:"+port)
 	url := "nats://127.0.0.1:" + port
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err == nil {
-		nc.Close()
-		t.Fatal("a client without credentials connected to the embedded server listening on 0.0.0.0")
-	}
-	if !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("unauthenticated client: %v, want an authorization violation", err)
-	}
+	workertest.Refused(t, url, "a client without credentials (embedded server listening on 0.0.0.0)")
 	tokenFile := filepath.Join(in.dataDir(), "nats.token")
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
@@ -57,7 +44,7 @@ func TestEmbeddedOffLoopbackRequiresTheGeneratedToken(t *testing.T) {
 		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 	}
 	token := strings.TrimSpace(string(b))
-	nc, err = nats.Connect(url, nats.Token(token))
+	nc, err := nats.Connect(url, nats.Token(token))
 	if err != nil {
 		t.Fatalf("client with the generated token: %v", err)
 	}
@@ -81,12 +68,7 @@ func TestEmbeddedOffLoopbackRequiresTheGeneratedToken(t *testing.T) {
 // it no longer configures only hookworker's own connection.
 func TestEmbeddedRequiresTheConfiguredToken(t *testing.T) {
 	in := startRun(t, "HOOKWORKER_NATS_TOKEN=configured-token-123456")
-	if nc, err := nats.Connect(in.clientURL(), nats.Timeout(2*time.Second)); !errors.Is(err, nats.ErrAuthorization) {
-		if nc != nil {
-			nc.Close()
-		}
-		t.Fatalf("client without the token: %v, want an authorization violation", err)
-	}
+	workertest.Refused(t, in.clientURL(), "a client without the token")
 	in.cli(0, "emit", "order.accepted")
 	in.results(1)
 	in.stop()
@@ -566,7 +548,7 @@ func TestBusyPortsExit2BeforeConsuming(t *testing.T) {
 // The embedded server with TLS off loopback: the client commands connect
 // over tls:// trusting the embedded certificate, with the generated token.
 func TestEmbeddedTLSWithTheCLI(t *testing.T) {
-	cert, key := selfSignedCert(t)
+	cert, key := workertest.SelfSignedCert(t)
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	in := startRun(t, "HOOKWORKER_EMBEDDED_LISTEN=0.0.0.0:"+port, "HOOKWORKER_EMBEDDED_TLS_CERT="+cert, "HOOKWORKER_EMBEDDED_TLS_KEY="+key)
 	if nc, err := nats.Connect("nats://127.0.0.1:"+port, nats.Timeout(2*time.Second)); err == nil {
@@ -579,34 +561,4 @@ func TestEmbeddedTLSWithTheCLI(t *testing.T) {
 	if log := in.log.String(); strings.Contains(log, "without TLS") || !strings.Contains(log, `"tls":true`) {
 		t.Errorf("log:\n%s", log)
 	}
-}
-
-// selfSignedCert writes a certificate for 127.0.0.1 and its key.
-func selfSignedCert(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hookworker test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
