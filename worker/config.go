@@ -8,10 +8,10 @@ import (
 // Options tune the worker; every field is read from the environment with
 // the HOOKWORKER_ prefix (see `hookworker help`).
 type Options struct {
-	Concurrency     int           `envconfig:"CONCURRENCY" default:"8" desc:"operations processed at once by this worker"`
+	Concurrency     int           `envconfig:"CONCURRENCY" default:"8" desc:"provider calls this worker makes at once (records and results of more events are written meanwhile: see PREFETCH)"`
 	AckWait         time.Duration `envconfig:"ACK_WAIT" default:"30s" desc:"time JetStream waits for an ack before redelivering; the worker sends in-progress signals during long provider calls"`
 	MaxAckPending   int           `envconfig:"MAX_ACK_PENDING" default:"0" desc:"most unacknowledged events across all replicas (0 = 4 x CONCURRENCY)"`
-	Prefetch        int           `envconfig:"PREFETCH" default:"0" desc:"events this worker pulls ahead of its free slots (0 = CONCURRENCY up to 128; at most MAX_ACK_PENDING)"`
+	Prefetch        int           `envconfig:"PREFETCH" default:"0" desc:"events this worker has in hand at once: at a provider, writing their records and results, or waiting for a provider slot (0 = 4 x CONCURRENCY up to 256; at least CONCURRENCY, at most MAX_ACK_PENDING)"`
 	MaxDeliver      int           `envconfig:"MAX_DELIVER" default:"30" desc:"deliveries of an event before it is dead-lettered (with the retry defaults: about 6 hours of retries); the consumer allows one more, only to dead-letter an event whose last delivery never finished"`
 	RetryBase       time.Duration `envconfig:"RETRY_BASE" default:"5s" desc:"redelivery delay after the first failed delivery; doubles each delivery"`
 	RetryMax        time.Duration `envconfig:"RETRY_MAX" default:"15m" desc:"longest redelivery delay"`
@@ -35,9 +35,14 @@ func (o *Options) defaults() {
 		o.MaxAckPending = 4 * o.Concurrency
 	}
 	if o.Prefetch == 0 {
-		o.Prefetch = min(o.Concurrency, 128) // more buys no speed, only memory
+		// Enough events in hand that the round trips of their records and
+		// results overlap the provider calls; more buys no speed, only memory.
+		o.Prefetch = min(4*o.Concurrency, 256)
 	}
-	o.Prefetch = min(o.Prefetch, o.MaxAckPending, 4*o.Concurrency) // the consumer's MaxRequestBatch is 4 x CONCURRENCY
+	// At least one event per provider slot; never more than the server lets
+	// this worker hold, nor than one pull may ask for (the consumer's
+	// MaxRequestBatch is 4 x CONCURRENCY).
+	o.Prefetch = min(max(o.Prefetch, o.Concurrency), o.MaxAckPending, 4*o.Concurrency)
 	if o.LeaseTime == 0 {
 		o.LeaseTime = 2 * o.AckWait
 	}

@@ -15,6 +15,7 @@ type Metrics struct {
 	providerCall    *prometheus.HistogramVec
 	retries         *prometheus.CounterVec
 	inFlight        prometheus.Gauge
+	slotsInUse      prometheus.Gauge
 	eventDuration   *prometheus.HistogramVec
 	deadLetters     prometheus.Gauge
 	pending         prometheus.Gauge
@@ -43,7 +44,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hookworker_retries_total",
 			Help: "In-process retries of provider calls after a transient error."}, []string{"provider", "action"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookworker_operations_in_flight",
-			Help: "Events being processed by this worker now."}),
+			Help: "Events being processed by this worker now (at most HOOKWORKER_PREFETCH)."}),
+		slotsInUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookworker_provider_slots_in_use",
+			Help: "Provider calls this worker is making now (at most HOOKWORKER_CONCURRENCY): flat at CONCURRENCY means saturated."}),
 		eventDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hookworker_event_duration_seconds",
 			Help:    "Time from receiving an event to acking, nak'ing or dead-lettering it.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}}, []string{"type"}),
@@ -70,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.jetstreamErrors.WithLabelValues(op) // exported at 0 from the start, so rate() sees the first error
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.processed, m.operations, m.providerCall, m.retries, m.inFlight,
+		reg.MustRegister(m.received, m.processed, m.operations, m.providerCall, m.retries, m.inFlight, m.slotsInUse,
 			m.eventDuration, m.deadLetters, m.pending, m.ackPending, m.redelivered, m.oldestAge,
 			m.publishFailures, m.providerUp, m.jetstreamErrors, m.queueStatusUp)
 	}

@@ -51,6 +51,7 @@ type Worker struct {
 	provUp    sync.Map // provider name → error (nil = up)
 	inflight  sync.WaitGroup
 	streak    map[string]*atomic.Int64 // provider → consecutive transient failures
+	slots     chan struct{}            // provider calls in progress; capacity Concurrency
 }
 
 // failingStreak is how many transient failures in a row make a provider
@@ -86,7 +87,8 @@ func New(js jetstream.JetStream, cat *catalog.Catalog, providers map[string]Prov
 	for name := range providers {
 		streak[name] = new(atomic.Int64)
 	}
-	return &Worker{js: js, cat: cat, providers: providers, opts: o, log: log, m: m, instance: inst, streak: streak}, nil
+	return &Worker{js: js, cat: cat, providers: providers, opts: o, log: log, m: m, instance: inst, streak: streak,
+		slots: make(chan struct{}, o.Concurrency)}, nil
 }
 
 // Setup ensures the streams, the consumer and the bucket exist. Run calls
@@ -134,14 +136,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer stopAdvisories()
 
-	// A continuous pull keeps up to Prefetch events in hand ahead of the
-	// Concurrency workers, so a worker that finishes takes the next event
-	// at once instead of asking the server for it. Every event in hand
-	// (waiting or in work) gets an in-progress signal every third of the
-	// ack wait from one shared ticker, so waiting never runs into the ack
-	// wait.
+	// A continuous pull feeds Prefetch workers, each with one event in
+	// hand. At most Concurrency of them are at a provider at once (the
+	// slots); the others write their records and results meanwhile, so the
+	// store's round trips overlap the provider calls instead of holding a
+	// provider slot. Every event in hand gets an in-progress signal every
+	// third of the ack wait from one shared ticker, so waiting for a slot
+	// never runs into the ack wait.
 	held := newHeld()
-	queue := make(chan jetstream.Msg, w.opts.Prefetch)
+	queue := make(chan jetstream.Msg)
 	var stopping atomic.Bool
 	var lastPullWarn atomic.Int64
 	cc, err := w.cons.Consume(func(msg jetstream.Msg) {
@@ -167,7 +170,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go held.beat(beatCtx, w.opts.AckWait/3)
 	w.log.Info("worker started", zap.String("consumer", w.opts.ConsumerName), zap.Int("concurrency", w.opts.Concurrency),
 		zap.Int("prefetch", w.opts.Prefetch), zap.Duration("ack_wait", w.opts.AckWait), zap.Int("max_deliver", w.opts.MaxDeliver))
-	for range w.opts.Concurrency {
+	for range w.opts.Prefetch {
 		w.inflight.Add(1)
 		go func() {
 			defer w.inflight.Done()
@@ -416,7 +419,11 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 		zap.String("action", string(op.Action)))
 	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
 	c, err := w.claim(ctx, meta, op, newOwner(w.instance), lease, func() (map[string]string, error) {
+		if err := w.acquire(ctx); err != nil {
+			return nil, err
+		}
 		plan, err := p.Prepare(ctx, op)
+		w.release()
 		if err != nil {
 			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
 		}
@@ -433,30 +440,53 @@ func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream
 		return rec, w.answerDone(env, meta, op, p, &rec, log)
 	}
 	op.Plan = rec.Plan
+	out, err := w.effect(ctx, p, op, c.prior || meta.NumDelivered > 1, &rec, log)
+	if err != nil {
+		return w.fail(ctx, rec, c.rev, err, log)
+	}
+	err = w.complete(ctx, env, meta, op, p, &rec, c.rev, out, log)
+	return rec, err
+}
 
-	var out events.Outcome
-	done := false
-	if c.prior || meta.NumDelivered > 1 {
+// acquire takes a provider slot: at most Concurrency provider calls run at
+// once. It fails (transient) only when ctx ends first.
+func (w *Worker) acquire(ctx context.Context) error {
+	select {
+	case w.slots <- struct{}{}:
+		w.m.slotsInUse.Inc()
+		return nil
+	case <-ctx.Done():
+		return events.AsTransient(fmt.Errorf("waiting for a provider slot: %w", ctx.Err()), 0)
+	}
+}
+
+func (w *Worker) release() {
+	<-w.slots
+	w.m.slotsInUse.Dec()
+}
+
+// effect brings op's effect about at its provider, holding one provider
+// slot: when look is set (an earlier attempt may have done it) the provider
+// is asked first and the effect is applied only when it is not found.
+func (w *Worker) effect(ctx context.Context, p Provider, op events.Operation, look bool, rec *Record, log *zap.Logger) (events.Outcome, error) {
+	if err := w.acquire(ctx); err != nil {
+		return events.Outcome{}, err
+	}
+	defer w.release()
+	if look {
 		o, found, err := p.Lookup(ctx, op)
 		switch {
 		case err != nil:
 			log.Warn("look-up before retry failed; not applying blindly", zap.Error(err))
 			rec.Attempts = w.appendAttempt(rec.Attempts, op, err)
-			return w.fail(ctx, rec, c.rev, err, log)
+			return o, err
 		case found:
-			out, done = o, true
-			out.AlreadyDone = true
+			o.AlreadyDone = true
 			log.Info("effect found at the provider; not applying again", zap.String("reference", o.Reference))
+			return o, nil
 		}
 	}
-	if !done {
-		out, err = w.apply(ctx, p, op, &rec, log)
-		if err != nil {
-			return w.fail(ctx, rec, c.rev, err, log)
-		}
-	}
-	err = w.complete(ctx, env, meta, op, p, &rec, c.rev, out, log)
-	return rec, err
+	return w.apply(ctx, p, op, rec, log)
 }
 
 // answerDone answers an operation whose record says it is done: its
