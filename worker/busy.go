@@ -24,8 +24,8 @@ const maxBusyWaits = 3
 // waits in process for the lease to end instead (the event stays in
 // progress meanwhile) and claims again. Only the delivery's own failures
 // then decide whether the event is dead-lettered.
-func (w *Worker) claim(ctx context.Context, meta *jetstream.MsgMetadata, op events.Operation, owner string, lease time.Duration,
-	prepare func() (map[string]string, error)) (claim, error) {
+func (w *Worker) claim(ctx context.Context, meta *jetstream.MsgMetadata, op *events.Operation, owner string, lease time.Duration,
+	prepare func() (map[string]string, error)) (*claim, error) {
 	last := meta.NumDelivered >= uint64(w.opts.MaxDeliver)
 	for waits := 0; ; waits++ {
 		c, err := claimOp(ctx, w.kv, op, owner, lease, meta.NumDelivered > 1 || waits > 0, prepare)

@@ -85,8 +85,8 @@ func newOwner(instance string) string {
 // false) the record is created without reading it first, and read only when
 // Create finds one; on a redelivery, where a record is likely, it is read
 // first. Either way the outcome is the same; only the round trips differ.
-func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, owner string, lease time.Duration,
-	lookFirst bool, prepare func() (map[string]string, error)) (claim, error) {
+func claimOp(ctx context.Context, kv jetstream.KeyValue, op *events.Operation, owner string, lease time.Duration,
+	lookFirst bool, prepare func() (map[string]string, error)) (*claim, error) {
 	key := RecordKey(op.Key)
 	for range 8 {
 		now := time.Now().UTC()
@@ -103,50 +103,53 @@ func claimOp(ctx context.Context, kv jetstream.KeyValue, op events.Operation, ow
 				if !looked {
 					continue // a record may answer without the plan: read it before failing
 				}
-				return claim{}, err
+				return nil, err
 			}
-			rec := Record{Key: op.Key, State: StateInFlight, Operation: recorded(op), Plan: plan, Owner: owner,
-				LeaseUntil: now.Add(lease), Created: now, Updated: now}
-			b, _ := json.Marshal(rec)
+			c := &claim{rec: Record{Key: op.Key, State: StateInFlight, Operation: recorded(*op), Plan: plan, Owner: owner,
+				LeaseUntil: now.Add(lease), Created: now, Updated: now}}
+			b, _ := json.Marshal(&c.rec)
 			rev, err := kv.Create(ctx, key, b)
 			if errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			}
 			if err != nil {
-				return claim{}, events.AsTransient(fmt.Errorf("create record: %w", err), 0)
+				return nil, events.AsTransient(fmt.Errorf("create record: %w", err), 0)
 			}
-			return claim{rec: rec, rev: rev}, nil
+			c.rev = rev
+			return c, nil
 		}
 		if err != nil {
-			return claim{}, events.AsTransient(fmt.Errorf("read record: %w", err), 0)
+			return nil, events.AsTransient(fmt.Errorf("read record: %w", err), 0)
 		}
-		var rec Record
-		if err := json.Unmarshal(entry.Value(), &rec); err != nil {
-			return claim{}, events.AsTransient(fmt.Errorf("record %s is unreadable: %w", key, err), 0)
+		c := &claim{rev: entry.Revision(), prior: true}
+		rec := &c.rec
+		if err := json.Unmarshal(entry.Value(), rec); err != nil {
+			return nil, events.AsTransient(fmt.Errorf("record %s is unreadable: %w", key, err), 0)
 		}
 		if rec.State == StateDone {
-			return claim{rec: rec, rev: entry.Revision(), prior: true}, nil
+			return c, nil
 		}
 		if rec.State == StateInFlight && rec.Owner != owner && now.Before(rec.LeaseUntil) {
 			// Come back when the lease is over: sooner would only use up a
 			// delivery (a killed worker's lease outlives short redelivery
 			// delays; see Worker.claim for the last delivery).
-			return claim{}, events.AsTransient(fmt.Errorf("%w (%s, lease until %s)", ErrBusy, rec.Owner, rec.LeaseUntil.Format(time.RFC3339Nano)),
+			return nil, events.AsTransient(fmt.Errorf("%w (%s, lease until %s)", ErrBusy, rec.Owner, rec.LeaseUntil.Format(time.RFC3339Nano)),
 				time.Until(rec.LeaseUntil)+busyMargin)
 		}
 		rec.State, rec.Owner, rec.LeaseUntil, rec.Updated = StateInFlight, owner, now.Add(lease), now
-		rec.Operation = recorded(op)
+		rec.Operation = recorded(*op)
 		b, _ := json.Marshal(rec)
 		rev, err := kv.Update(ctx, key, b, entry.Revision())
 		if err != nil {
 			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				continue
 			}
-			return claim{}, events.AsTransient(fmt.Errorf("update record: %w", err), 0)
+			return nil, events.AsTransient(fmt.Errorf("update record: %w", err), 0)
 		}
-		return claim{rec: rec, rev: rev, prior: true}, nil
+		c.rev = rev
+		return c, nil
 	}
-	return claim{}, events.AsTransient(fmt.Errorf("record %s keeps changing under us", key), time.Second)
+	return nil, events.AsTransient(fmt.Errorf("record %s keeps changing under us", key), time.Second)
 }
 
 // recorded is the part of an operation its record keeps: what it is and

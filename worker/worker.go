@@ -248,22 +248,67 @@ type failure struct {
 }
 
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
-	start := time.Now()
 	w.m.inFlight.Inc()
 	defer w.m.inFlight.Dec()
+	d := w.receive(ctx, msg)
+	if d == nil {
+		return
+	}
+	defer d.observe(w)
+	var failed []failure
+	for i := range d.ops {
+		if rec, err := w.runOp(ctx, d, d.ops[i]); err != nil {
+			failed = addFailure(failed, &d.ops[i], err, rec)
+		}
+	}
+	w.conclude(ctx, d, failed)
+}
+
+// addFailure appends a failed operation (kept out of handle's frame).
+//
+//go:noinline
+func addFailure(failed []failure, op *events.Operation, err error, rec *Record) []failure {
+	return append(failed, failure{op: *op, err: err, rec: *rec})
+}
+
+// delivery is one delivery of an event in work. It lives on the heap, not
+// in the frames of handle and runOp: a goroutine's stack doubles as it
+// grows, so with a thousand events in flight every byte of frame counts
+// twice.
+type delivery struct {
+	msg   jetstream.Msg
+	meta  *jetstream.MsgMetadata
+	env   events.Envelope
+	ops   []events.Operation
+	typ   string
+	start time.Time
+	log   *zap.Logger
+}
+
+func (d *delivery) observe(w *Worker) {
+	w.m.eventDuration.WithLabelValues(d.typ).Observe(time.Since(d.start).Seconds())
+}
+
+// receive decodes, validates and routes msg; it returns nil when the
+// delivery was settled here (nak'ed, dead-lettered, finished).
+//
+//go:noinline
+func (w *Worker) receive(ctx context.Context, msg jetstream.Msg) *delivery {
+	start := time.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("message without JetStream metadata; nak'ed", zap.String("subject", msg.Subject()), zap.Error(err))
 		_ = msg.Nak()
-		return
+		return nil
 	}
 
 	env, payload, decodeErr := events.DecodeWithPayload(msg.Data())
 	typ := typeLabel(env.Type)
 	w.m.received.WithLabelValues(typ).Inc()
-	defer func() { w.m.eventDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds()) }()
-	log := w.log.WithLazy(zap.String("event_id", env.ID), zap.String("type", string(env.Type)),
+	d := &delivery{msg: msg, meta: meta, env: env, typ: typ, start: start}
+	d.log = w.log.WithLazy(zap.String("event_id", env.ID), zap.String("type", string(env.Type)),
 		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
+	log := d.log
 
 	if decodeErr == nil {
 		// Exactly whmcs.<source>.<type>: anything else (whmcs.chaos, another
@@ -275,33 +320,38 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	if decodeErr != nil {
 		log.Warn("malformed event; dead-lettering", zap.Error(decodeErr))
 		w.deadLetter(ctx, msg, meta, env, nil, decodeErr, log)
-		return
+		d.observe(w)
+		return nil
 	}
 	ops, err := w.route(env, payload)
 	if err != nil {
 		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)
-		return
+		d.observe(w)
+		return nil
 	}
 	if meta.NumDelivered > uint64(w.opts.MaxDeliver) {
 		w.finishUnfinished(ctx, msg, meta, env, ops, log)
-		return
+		d.observe(w)
+		return nil
 	}
 	if len(ops) == 0 {
 		log.Info("0 operations: " + NoOperationsReason(env, w.cat))
 	}
+	d.ops = ops
+	return d
+}
 
-	var failed []failure
-	for _, op := range ops {
-		if rec, err := w.runOp(ctx, env, meta, op); err != nil {
-			failed = append(failed, failure{op: op, err: err, rec: rec})
-		}
-	}
+// conclude acks, naks or settles a delivery whose operations ran.
+//
+//go:noinline
+func (w *Worker) conclude(ctx context.Context, d *delivery, failed []failure) {
+	msg, log := d.msg, d.log
 	if ctx.Err() != nil {
 		// Shutdown ran out of time: hand the event back for immediate redelivery.
 		log.Warn("interrupted by shutdown; nak'ed for redelivery")
 		_ = msg.Nak()
-		w.m.processed.WithLabelValues(typ, "retry").Inc()
+		w.m.processed.WithLabelValues(d.typ, "retry").Inc()
 		return
 	}
 	if len(failed) == 0 {
@@ -309,11 +359,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			w.m.jetstreamErrors.WithLabelValues(jsAck).Inc()
 			log.Warn("ack failed; the event will be redelivered and its recorded results re-published", zap.Error(err))
 		}
-		w.m.processed.WithLabelValues(typ, "succeeded").Inc()
-		log.Debug("event done", zap.Int("operations", len(ops)), zap.Duration("took", time.Since(start)))
+		w.m.processed.WithLabelValues(d.typ, "succeeded").Inc()
+		log.Debug("event done", zap.Int("operations", len(d.ops)), zap.Duration("took", time.Since(d.start)))
 		return
 	}
-	w.settle(ctx, msg, meta, env, typ, failed, log)
+	w.settle(ctx, msg, d.meta, d.env, d.typ, failed, log)
 }
 
 // settle ends a delivery in which some operations failed: dead-letters it
@@ -413,39 +463,27 @@ func (h *held) beat(ctx context.Context, interval time.Duration) {
 // runOp applies one operation at most once. It returns the operation's
 // record and nil when the effect exists (now or before) and its result was
 // published.
-func (w *Worker) runOp(ctx context.Context, env events.Envelope, meta *jetstream.MsgMetadata, op events.Operation) (Record, error) {
+func (w *Worker) runOp(ctx context.Context, d *delivery, op events.Operation) (*Record, error) {
+	env, meta := &d.env, d.meta
 	p := w.providers[op.Provider]
-	log := w.log.WithLazy(zap.String("event_id", env.ID), zap.String("operation", op.Key), zap.String("provider", op.Provider),
-		zap.String("action", string(op.Action)))
-	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
-	c, err := w.claim(ctx, meta, op, newOwner(w.instance), lease, func() (map[string]string, error) {
-		if err := w.acquire(ctx); err != nil {
-			return nil, err
-		}
-		plan, err := p.Prepare(ctx, op)
-		w.release()
-		if err != nil {
-			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
-		}
-		return plan, nil
-	})
+	log := opLogger(w.log, env.ID, &op)
+	c, err := w.claimFor(ctx, meta, &op, p)
 	if err != nil {
 		if !errors.Is(err, ErrBusy) {
 			log.Warn("operation not started", zap.Error(err))
 		}
-		return Record{Key: op.Key, Operation: op}, err
+		return &Record{Key: op.Key, Operation: op}, err
 	}
-	rec := c.rec
+	rec := &c.rec
 	if rec.State == StateDone {
-		return rec, w.answerDone(env, meta, op, p, &rec, log)
+		return rec, w.answerDone(*env, meta, op, p, rec, log)
 	}
 	op.Plan = rec.Plan
-	out, err := w.effect(ctx, p, op, c.prior || meta.NumDelivered > 1, &rec, log)
+	out, err := w.effect(ctx, p, &op, c.prior || meta.NumDelivered > 1, rec, log)
 	if err != nil {
 		return w.fail(ctx, rec, c.rev, err, log)
 	}
-	err = w.complete(ctx, env, meta, op, p, &rec, c.rev, out, log)
-	return rec, err
+	return rec, w.complete(ctx, *env, meta, op, p, rec, c.rev, out, log)
 }
 
 // acquire takes a provider slot: at most Concurrency provider calls run at
@@ -468,17 +506,19 @@ func (w *Worker) release() {
 // effect brings op's effect about at its provider, holding one provider
 // slot: when look is set (an earlier attempt may have done it) the provider
 // is asked first and the effect is applied only when it is not found.
-func (w *Worker) effect(ctx context.Context, p Provider, op events.Operation, look bool, rec *Record, log *zap.Logger) (events.Outcome, error) {
+//
+//go:noinline
+func (w *Worker) effect(ctx context.Context, p Provider, op *events.Operation, look bool, rec *Record, log *zap.Logger) (events.Outcome, error) {
 	if err := w.acquire(ctx); err != nil {
 		return events.Outcome{}, err
 	}
 	defer w.release()
 	if look {
-		o, found, err := p.Lookup(ctx, op)
+		o, found, err := p.Lookup(ctx, *op)
 		switch {
 		case err != nil:
 			log.Warn("look-up before retry failed; not applying blindly", zap.Error(err))
-			rec.Attempts = w.appendAttempt(rec.Attempts, op, err)
+			rec.Attempts = w.appendAttempt(rec.Attempts, *op, err)
 			return o, err
 		case found:
 			o.AlreadyDone = true
@@ -486,7 +526,34 @@ func (w *Worker) effect(ctx context.Context, p Provider, op events.Operation, lo
 			return o, nil
 		}
 	}
-	return w.apply(ctx, p, op, rec, log)
+	return w.apply(ctx, p, *op, rec, log)
+}
+
+// opLogger is the logger of one operation (kept out of runOp's frame).
+//
+//go:noinline
+func opLogger(l *zap.Logger, eventID string, op *events.Operation) *zap.Logger {
+	return l.WithLazy(zap.String("event_id", eventID), zap.String("operation", op.Key), zap.String("provider", op.Provider),
+		zap.String("action", string(op.Action)))
+}
+
+// claimFor claims op for this delivery; the claim lives on the heap.
+// Prepare, which may call the provider, runs in a provider slot.
+//
+//go:noinline
+func (w *Worker) claimFor(ctx context.Context, meta *jetstream.MsgMetadata, op *events.Operation, p Provider) (*claim, error) {
+	lease := max(w.opts.LeaseTime, w.opts.AttemptBudget+w.opts.AckWait)
+	return w.claim(ctx, meta, op, newOwner(w.instance), lease, func() (map[string]string, error) {
+		if err := w.acquire(ctx); err != nil {
+			return nil, err
+		}
+		plan, err := p.Prepare(ctx, *op)
+		w.release()
+		if err != nil {
+			return nil, fmt.Errorf("%s prepare %s: %w", op.Provider, op.Action, err)
+		}
+		return plan, nil
+	})
 }
 
 // answerDone answers an operation whose record says it is done: its
@@ -629,11 +696,11 @@ func (w *Worker) appendAttempt(list []events.Attempt, op events.Operation, err e
 }
 
 // fail records a failed attempt and returns err (classified).
-func (w *Worker) fail(ctx context.Context, rec Record, rev uint64, err error, log *zap.Logger) (Record, error) {
+func (w *Worker) fail(ctx context.Context, rec *Record, rev uint64, err error, log *zap.Logger) (*Record, error) {
 	rec.State, rec.Owner, rec.LeaseUntil = StateFailed, "", time.Time{}
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, serr := saveRecord(saveCtx, w.kv, rec, rev); serr != nil {
+	if _, serr := saveRecord(saveCtx, w.kv, *rec, rev); serr != nil {
 		w.m.jetstreamErrors.WithLabelValues(jsRecord).Inc()
 		log.Warn("could not record the failed attempt", zap.Error(serr))
 	}
