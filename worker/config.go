@@ -48,6 +48,13 @@ func (o *Options) defaults() {
 	}
 }
 
+// EventsInHand is how many events a worker with these options holds at
+// once, each with its own goroutine: PREFETCH after its default and bounds.
+func (o Options) EventsInHand() int {
+	o.defaults()
+	return o.Prefetch
+}
+
 // DefaultOptions returns the options `hookworker run` uses when nothing is
 // set.
 func DefaultOptions() Options {

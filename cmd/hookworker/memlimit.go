@@ -9,12 +9,14 @@ import (
 )
 
 // The default soft memory limit of `hookworker run` (HOOKWORKER_MEMORY_LIMIT
-// =auto) is memoryLimitBase plus memoryLimitPerSlot for each of
-// CONCURRENCY's slots. Measured with scripts/bench (-cases rss, 1,024
+// =auto) is memoryLimitBase plus memoryLimitPerSlot for each event the
+// worker holds at once (worker.Options.EventsInHand: PREFETCH, 4 x
+// CONCURRENCY by default). Measured with scripts/bench (-cases rss, 1,024
 // events in flight, 2 shared cores): the Go runtime's own memory
 // (/memory/classes/total) is about 12 MiB idle, and each event in work
-// holds a goroutine stack of 32 KiB (its deepest path, creating the
-// operation record in KV, needs more than 16 KiB) plus about 4 KiB of heap.
+// holds a goroutine stack of 16 KiB (the hot path's frames were cut so that
+// its deepest path, creating the operation record in KV, fits; it needed
+// 32 KiB before) plus about 4 KiB of heap.
 // Without a limit the runtime keeps the stack and heap memory it freed
 // (about 15-30 MiB after a burst at 1,024 in flight) and lets the heap grow
 // to twice the live heap plus the stacks; the limit makes it return freed
@@ -24,21 +26,21 @@ import (
 // embedded NATS server auto sets no limit (see memoryLimit).
 const (
 	memoryLimitBase    = 28 << 20
-	memoryLimitPerSlot = 32 << 10
+	memoryLimitPerSlot = 16 << 10
 	minMemoryLimit     = 16 << 20
 )
 
-// defaultMemoryLimit is the soft memory limit for a worker running
-// concurrency operations at once.
-func defaultMemoryLimit(concurrency int) int64 {
-	return memoryLimitBase + int64(concurrency)*memoryLimitPerSlot
+// defaultMemoryLimit is the soft memory limit for a worker holding
+// inHand events at once.
+func defaultMemoryLimit(inHand int) int64 {
+	return memoryLimitBase + int64(inHand)*memoryLimitPerSlot
 }
 
 // memoryLimit is the soft memory limit `hookworker run` sets, and what set
 // it. An explicit GOMEMLIMIT (gomemlimit non-empty) always wins: the
 // runtime has applied it already and limit is -1 (leave it). "off" is no
 // limit (math.MaxInt64, the runtime's default); "auto" or empty the
-// default for CONCURRENCY; anything else a size as GOMEMLIMIT takes it
+// default for the events in hand (PREFETCH); anything else a size as GOMEMLIMIT takes it
 // (64MiB, 1GiB, a number of bytes). The auto limit applies with an
 // external NATS server (HOOKWORKER_NATS_URL) only.
 func (c Config) memoryLimit(gomemlimit string) (limit int64, setBy string, err error) {
@@ -54,8 +56,9 @@ func (c Config) memoryLimit(gomemlimit string) (limit int64, setBy string, err e
 			// sized for the worker would have the collector run all the time.
 			return math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=auto (none: the embedded NATS server shares the process)", nil
 		}
-		return defaultMemoryLimit(c.Concurrency), fmt.Sprintf("HOOKWORKER_MEMORY_LIMIT=auto (%s + %s per CONCURRENCY slot, CONCURRENCY=%d)",
-			formatBytes(memoryLimitBase), formatBytes(memoryLimitPerSlot), c.Concurrency), nil
+		n := c.EventsInHand()
+		return defaultMemoryLimit(n), fmt.Sprintf("HOOKWORKER_MEMORY_LIMIT=auto (%s + %s per event in hand, PREFETCH=%d)",
+			formatBytes(memoryLimitBase), formatBytes(memoryLimitPerSlot), n), nil
 	case "off":
 		return math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=off", nil
 	default:

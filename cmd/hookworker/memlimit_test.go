@@ -18,8 +18,8 @@ func TestMemoryLimitChoice(t *testing.T) {
 		want       int64
 		setBy      string
 	}{
-		{"auto at the default concurrency", ext, "auto", "", 8, 28<<20 + 8*32<<10, "HOOKWORKER_MEMORY_LIMIT=auto"},
-		{"empty is auto", ext, "", "", 1024, 60 << 20, "HOOKWORKER_MEMORY_LIMIT=auto"},
+		{"auto at the default concurrency: 32 events in hand", ext, "auto", "", 8, 28<<20 + 32*16<<10, "HOOKWORKER_MEMORY_LIMIT=auto"},
+		{"empty is auto", ext, "", "", 1024, 44 << 20, "HOOKWORKER_MEMORY_LIMIT=auto"},
 		{"auto with the embedded server: none", "", "auto", "", 1024, math.MaxInt64, "HOOKWORKER_MEMORY_LIMIT=auto (none"},
 		{"explicit size", ext, "96MiB", "", 1024, 96 << 20, "HOOKWORKER_MEMORY_LIMIT"},
 		{"explicit size with the embedded server", "", "96MiB", "", 8, 96 << 20, "HOOKWORKER_MEMORY_LIMIT"},
@@ -87,8 +87,8 @@ func TestApplyMemoryLimitSetsTheRuntimeLimit(t *testing.T) {
 	c := Config{MemoryLimit: "auto", NATSURL: "nats://nats.example:4222"}
 	c.Concurrency = 1024
 	got, _, err := c.applyMemoryLimit("")
-	if err != nil || got != 60<<20 || debug.SetMemoryLimit(-1) != 60<<20 {
-		t.Fatalf("auto at 1024: in force %d (runtime %d), err %v; want 60MiB", got, debug.SetMemoryLimit(-1), err)
+	if err != nil || got != 44<<20 || debug.SetMemoryLimit(-1) != 44<<20 {
+		t.Fatalf("auto at 1024: in force %d (runtime %d), err %v; want 44MiB", got, debug.SetMemoryLimit(-1), err)
 	}
 	debug.SetMemoryLimit(77 << 20) // as if GOMEMLIMIT=77MiB
 	got, setBy, err := c.applyMemoryLimit("77MiB")
