@@ -46,7 +46,10 @@ import (
 // from today's end time and the live chain, and renews exactly once. A
 // renewal still in the chain keeps its plan, and an end time past its
 // expected one counts as its own (the guard of renewals sent before the
-// ledger existed).
+// ledger existed) unless another renewal is noted as sent from the end
+// time it starts at: then two renewals were planned from one end time (a
+// replica planned while the other's claim was not live) and the other one
+// moved it, so this one is planned again.
 //
 // What remains: a renewal made outside hookworker (the reseller panel,
 // LogicBoxes' own auto-renew) while a renewal's outcome is unknown is
@@ -98,6 +101,18 @@ func confirmedFrom(notes []providers.Claim, holder string, n renewalNote, slack 
 	for _, c := range notes {
 		o, ok := parseNote(c.Value)
 		if c.Holder != holder && ok && o.confirmed && o.at >= n.at-slack && o.at < n.end-slack {
+			return c.Holder, true
+		}
+	}
+	return "", false
+}
+
+// sentFrom returns another holder noted (sent or confirmed) from where n
+// starts (its start within slack of n.at, short of n's end).
+func sentFrom(notes []providers.Claim, holder string, n renewalNote, slack int64) (string, bool) {
+	for _, c := range notes {
+		o, ok := parseNote(c.Value)
+		if c.Holder != holder && ok && o.at >= n.at-slack && o.at < n.end-slack {
 			return c.Holder, true
 		}
 	}
@@ -186,33 +201,46 @@ func (p *Provider) place(ctx context.Context, op events.Operation, rp renewalPla
 		}
 		return rp, false, fmt.Errorf("codeguard renew order %d: noting the renewal confirmed: %w", rp.orderID, err)
 	}
-	replanned := false
-	v, err := p.reservations().Reserve(ctx, renewalsOf(rp.orderID), op.Key, func(others []providers.Claim) (string, error) {
-		replanned = true
-		return chainValue(d.EndTime, months, others), nil
-	})
-	if err != nil {
-		return rp, false, fmt.Errorf("codeguard renew order %d: taking its place among the order's renewals: %w", rp.orderID, err)
-	}
-	before, expected, ok := parseClaim(v)
-	if !ok {
-		return rp, false, events.Permanentf("codeguard renew order %d: the claim holds %q, not two end times", rp.orderID, v)
-	}
-	if replanned {
-		p.log.Info("codeguard renewal planned again from the order's end time and the renewals in flight",
-			zap.Int64("order_id", rp.orderID), zap.String("op_key", op.Key), zap.Int64("endtime", d.EndTime),
-			zap.Int64("recorded_endtime_before", rp.before), zap.Int64("endtime_before", before), zap.Int64("endtime_expected", expected))
-	}
-	rp.before, rp.expected = before, expected
-	if !replanned && !sent && rp.reached(d.EndTime) {
-		// Still in the chain and never noted as sent: a renewal sent before
-		// the ledger existed; the end time it expects counts as its own.
+	for round := 0; ; round++ {
+		replanned := false
+		v, err := p.reservations().Reserve(ctx, renewalsOf(rp.orderID), op.Key, func(others []providers.Claim) (string, error) {
+			replanned = true
+			return chainValue(d.EndTime, months, others), nil
+		})
+		if err != nil {
+			return rp, false, fmt.Errorf("codeguard renew order %d: taking its place among the order's renewals: %w", rp.orderID, err)
+		}
+		before, expected, ok := parseClaim(v)
+		if !ok {
+			return rp, false, events.Permanentf("codeguard renew order %d: the claim holds %q, not two end times", rp.orderID, v)
+		}
+		if replanned {
+			p.log.Info("codeguard renewal planned again from the order's end time and the renewals in flight",
+				zap.Int64("order_id", rp.orderID), zap.String("op_key", op.Key), zap.Int64("endtime", d.EndTime),
+				zap.Int64("recorded_endtime_before", rp.before), zap.Int64("endtime_before", before), zap.Int64("endtime_expected", expected))
+		}
+		rp.before, rp.expected = before, expected
+		if replanned || sent || !rp.reached(d.EndTime) {
+			return rp, false, nil
+		}
+		// Still in the chain, never noted as sent, and the end time has
+		// reached the one it expects. When another renewal was sent from
+		// the same end time, that one moved it (two renewals planned from
+		// one end time: one replica planned while the other's claim was not
+		// live): this one did not take effect and is planned again.
+		if other, ok := sentFrom(notes, op.Key, renewalNote{at: before, end: expected}, slack); ok && round == 0 {
+			p.log.Info("codeguard renewal never sent, and another renewal was sent from the end time it starts at: it did not take effect; planning it again",
+				zap.Int64("order_id", rp.orderID), zap.String("op_key", op.Key), zap.String("sent", other), zap.Int64("endtime_before", before))
+			p.confirmed(ctx, rp.orderID, op.Key) // its place in the chain is stale
+			continue
+		}
+		// Otherwise a renewal sent before the ledger existed: the end time
+		// it expects counts as its own.
 		_ = p.note(ctx, rp.orderID, op.Key, func([]providers.Claim) (string, error) {
 			return renewalNote{confirmed: true, at: rp.before, end: d.EndTime}.String(), nil
 		})
 		return rp, true, nil
 	}
-	return rp, false, nil
 }
 
 // Abandon is called by the worker when op is dead-lettered: a renewal

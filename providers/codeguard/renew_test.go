@@ -1,12 +1,14 @@
 package codeguard_test
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hookworker/hookworker/events"
+	"github.com/hookworker/hookworker/providers"
 	"github.com/hookworker/hookworker/providers/codeguard"
 	"github.com/hookworker/hookworker/providers/codeguard/codeguardtest"
 )
@@ -171,5 +173,59 @@ func TestReplayedRenewalAfterALaterOne(t *testing.T) {
 				t.Fatalf("renewals %d, endtime %d; want 2 and %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
 			}
 		})
+	}
+}
+
+// blind is shared reservations through which one holder plans without
+// seeing the others' claims: a replica that planned while the other's
+// claim was not live (its lease ran out while its worker was killed and
+// its event waited for redelivery).
+type blind struct {
+	*providers.MemoryReservations
+	holder string
+}
+
+func (b blind) Reserve(ctx context.Context, name, holder string, decide func([]providers.Claim) (string, error)) (string, error) {
+	if holder == b.holder {
+		return b.MemoryReservations.Reserve(ctx, name, holder, func([]providers.Claim) (string, error) { return decide(nil) })
+	}
+	return b.MemoryReservations.Reserve(ctx, name, holder, decide)
+}
+
+// Found by scripts/chaos: two renewals of one order planned from the same
+// end time (the second did not see the first's claim). The second renewed;
+// the first, still in the chain and never sent, found the end time at the
+// one it expected and took the second's effect for its own: two paid, one
+// applied. The ledger's note of the second, sent from that end time, tells
+// that the first did not take effect: it is planned again and renews.
+func TestTwoRenewalsPlannedFromOneEndTimeBothApply(t *testing.T) {
+	fake := newFake(t)
+	p := newProvider(t, fake, nil)
+	second := renewalOf(902)
+	p.UseReservations(blind{MemoryReservations: providers.NewMemoryReservations(time.Hour), holder: second.Key})
+	signup := apply(t, p, prepared(t, p, op(events.SignupCustomer, 1, "example.com")))
+	orderID, _ := strconv.ParseInt(signup.Reference, 10, 64)
+	start, _ := fake.Order(orderID)
+
+	first := prepared(t, p, renewalOf(901))
+	second = prepared(t, p, second)
+	if first.Plan[codeguard.PlanEndtimeBefore] != second.Plan[codeguard.PlanEndtimeBefore] {
+		t.Fatalf("set-up: the renewals start at %s and %s, want one end time", first.Plan[codeguard.PlanEndtimeBefore], second.Plan[codeguard.PlanEndtimeBefore])
+	}
+	if out := apply(t, p, second); out.AlreadyDone {
+		t.Fatalf("second renewal %+v: want applied", out)
+	}
+	if _, found, err := p.Lookup(testCtx(t), first); err != nil || found {
+		t.Fatalf("Lookup(first) = %v, %v: the second renewal's effect was taken for the first's", found, err)
+	}
+	if out := apply(t, p, first); out.AlreadyDone {
+		t.Fatalf("first renewal %+v: reported done, but only the second renewed", out)
+	}
+	if n := fake.Renewals(); n != 2 {
+		t.Fatalf("renewals = %d, want 2 (two invoices paid)", n)
+	}
+	end, _ := fake.Order(orderID)
+	if want := time.Unix(start.End, 0).AddDate(0, 24, 0).Unix(); end.End != want {
+		t.Errorf("endtime %d, want %d (24 months on)", end.End, want)
 	}
 }
