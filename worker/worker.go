@@ -250,11 +250,14 @@ type failure struct {
 func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	w.m.inFlight.Inc()
 	defer w.m.inFlight.Dec()
-	d := w.receive(ctx, msg)
+	d, ready := w.receive(ctx, msg)
 	if d == nil {
 		return
 	}
 	defer d.observe(w)
+	if !ready {
+		return
+	}
 	var failed []failure
 	for i := range d.ops {
 		if rec, err := w.runOp(ctx, d, d.ops[i]); err != nil {
@@ -289,23 +292,24 @@ func (d *delivery) observe(w *Worker) {
 	w.m.eventDuration.WithLabelValues(d.typ).Observe(time.Since(d.start).Seconds())
 }
 
-// receive decodes, validates and routes msg; it returns nil when the
-// delivery was settled here (nak'ed, dead-lettered, finished).
+// receive decodes, validates and routes msg. ready is false when the
+// delivery was settled here (dead-lettered, finished); d is nil when msg
+// has no JetStream metadata (nak'ed).
 //
 //go:noinline
-func (w *Worker) receive(ctx context.Context, msg jetstream.Msg) *delivery {
+func (w *Worker) receive(ctx context.Context, msg jetstream.Msg) (d *delivery, ready bool) {
 	start := time.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
 		w.log.Error("message without JetStream metadata; nak'ed", zap.String("subject", msg.Subject()), zap.Error(err))
 		_ = msg.Nak()
-		return nil
+		return nil, false
 	}
 
 	env, payload, decodeErr := events.DecodeWithPayload(msg.Data())
 	typ := typeLabel(env.Type)
 	w.m.received.WithLabelValues(typ).Inc()
-	d := &delivery{msg: msg, meta: meta, env: env, typ: typ, start: start}
+	d = &delivery{msg: msg, meta: meta, env: env, typ: typ, start: start}
 	d.log = w.log.WithLazy(zap.String("event_id", env.ID), zap.String("type", string(env.Type)),
 		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Uint64("delivery", meta.NumDelivered))
 	log := d.log
@@ -320,26 +324,23 @@ func (w *Worker) receive(ctx context.Context, msg jetstream.Msg) *delivery {
 	if decodeErr != nil {
 		log.Warn("malformed event; dead-lettering", zap.Error(decodeErr))
 		w.deadLetter(ctx, msg, meta, env, nil, decodeErr, log)
-		d.observe(w)
-		return nil
+		return d, false
 	}
 	ops, err := w.route(env, payload)
 	if err != nil {
 		log.Warn("event cannot be routed; dead-lettering", zap.Error(err))
 		w.deadLetter(ctx, msg, meta, env, nil, err, log)
-		d.observe(w)
-		return nil
+		return d, false
 	}
 	if meta.NumDelivered > uint64(w.opts.MaxDeliver) {
 		w.finishUnfinished(ctx, msg, meta, env, ops, log)
-		d.observe(w)
-		return nil
+		return d, false
 	}
 	if len(ops) == 0 {
 		log.Info("0 operations: " + NoOperationsReason(env, w.cat))
 	}
 	d.ops = ops
-	return d
+	return d, true
 }
 
 // conclude acks, naks or settles a delivery whose operations ran.
