@@ -29,8 +29,10 @@
 // A missing user is recognised from a reply that says so, or, when a Comet
 // error reply is ambiguous, by looking the name up with list-users. The exact
 // reply Comet sends for a missing user is not documented publicly (the
-// official module relies on HTTP 200 + {"Status":500,"Message":...}); see
-// the project's provider reference, providers.md §1.2 and §1.7.
+// official module relies on HTTP 200 + {"Status":500,"Message":...}:
+// CometBackup/comet-whmcs-module 7171d7f, cometbackup.php and functions.php;
+// the error shapes are those of CometBackup/comet-go-sdk v2.6.0 Request();
+// summarised in ../shared/reference/providers.md §1.2 and §1.7).
 //
 // Catalog settings (events.Operation.Settings), checked by ValidateSettings:
 //

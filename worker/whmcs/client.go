@@ -37,7 +37,9 @@ var (
 	ErrNoPassword = errors.New("WHMCS holds no password for the service")
 	// ErrForbiddenAction: the Client refuses the Module* API actions, which
 	// run the provisioning module and fire the very hooks that publish
-	// hookworker's events (a feedback loop, whmcs.md §6.3).
+	// hookworker's events (a feedback loop: the ModuleCreate API runs
+	// ServerCreateAccount, which fires PreModuleCreate/AfterModuleCreate, in
+	// WHMCS 7.8 includes/api/modulecreate.php; ../shared/reference/whmcs.md §6.3).
 	ErrForbiddenAction = errors.New("refused: Module* API actions re-fire the WHMCS hooks hookworker consumes")
 )
 
@@ -235,7 +237,8 @@ func (c *Client) scrub(s string) string {
 
 // UpdateClientProduct sets fields (status, serviceusername, notes,
 // customfields, ...) of service serviceID. It runs no module and fires no
-// module hook (whmcs.md §6.3).
+// module hook (WHMCS 7.8 includes/api/updateclientproduct.php calls no
+// run_hook; ../shared/reference/whmcs.md §6.3).
 func (c *Client) UpdateClientProduct(ctx context.Context, serviceID int, fields url.Values) error {
 	if serviceID <= 0 {
 		return events.Permanentf("whmcs UpdateClientProduct: service id %d is not a WHMCS service id", serviceID)

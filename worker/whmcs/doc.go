@@ -14,7 +14,9 @@
 // secret, the access key or a reply's data (GetClientsProducts replies hold
 // service passwords). It refuses every Module* action (ErrForbiddenAction):
 // they run the provisioning module and fire the very hooks that publish
-// hookworker's events (whmcs.md §6.3). Client.ServicePassword is the
+// hookworker's events (WHMCS 7.8 includes/api/modulecreate.php runs
+// ServerCreateAccount, which fires PreModuleCreate/AfterModuleCreate;
+// ../shared/reference/whmcs.md §6.3). Client.ServicePassword is the
 // providers' password source when the WHMCS API is configured; it has no
 // password for a reseller signup on ClientAdd (no service, ErrNoService),
 // so wrap it with FallbackPasswords(client, derivedPasswords).
