@@ -37,6 +37,20 @@ import (
 // exists, so the provider sees it), and so is one whose holder crashed and
 // whose operation has not been delivered for a lease (dead-lettered, or
 // gone with its event): a crashed holder never blocks a name for good.
+//
+// Reserve calls decide between its read of the claims and its write, and
+// the write succeeds only if the claims have not changed since the read.
+// What decide weighs besides the claims (the provider's state) must
+// therefore be read inside decide, after the claims: read before them, it
+// can predate an effect whose claim was released in between, and the
+// claims then show neither. CodeGuard's renewals did (an order's expiry
+// read before the chain's claims: two renewals planned from one expiry on
+// two replicas, found by scripts/chaos); its Prepare now reads the expiry
+// in decide. The claims themselves were sound: every change is a
+// compare-and-set at the revision read, so a stale read (a follower's
+// direct get on a clustered bucket, a read just after a nats-server
+// restart) fails the write and is read again, and a stale holder's record
+// can only make a claim count longer (a record never leaves done).
 type Reservations struct {
 	kv    jetstream.KeyValue
 	lease time.Duration
@@ -78,8 +92,11 @@ type storedClaim struct {
 // casRounds bounds the read-decide-write rounds of one call.
 const casRounds = 16
 
-// Reserve implements providers.Reservations. Errors reaching the bucket
-// are transient; decide's errors are returned unchanged.
+// Reserve implements providers.Reservations. decide may run more than
+// once (once per compare-and-set round), each time after a fresh read of
+// the claims; anything else it decides on should be read in it (see
+// Reservations). Errors reaching the bucket are transient; decide's errors
+// are returned unchanged.
 func (r *Reservations) Reserve(ctx context.Context, name, holder string, decide func([]providers.Claim) (string, error)) (string, error) {
 	key := ReservationKey(name)
 	for range casRounds {

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,12 +54,19 @@ func replicas(t *testing.T, lease time.Duration) (replica func() (*worker.Reserv
 // sharing only the fake and the reservations store.
 func codeguardReplica(t *testing.T, fake *codeguardtest.Server, r providers.Reservations) *codeguard.Provider {
 	t.Helper()
+	return codeguardReplicaAt(t, fake.URL, fake, r)
+}
+
+// codeguardReplicaAt is codeguardReplica calling the fake's API at url (a
+// proxy in front of it).
+func codeguardReplicaAt(t *testing.T, url string, fake *codeguardtest.Server, r providers.Reservations) *codeguard.Provider {
+	t.Helper()
 	pw, err := providers.NewDerivedPasswords("test-secret-0123456789abcdef")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := codeguard.New(codeguard.Config{
-		Settings:   providers.Settings{URL: fake.URL, Timeout: 300 * time.Millisecond, MaxConcurrent: 4},
+		Settings:   providers.Settings{URL: url, Timeout: 300 * time.Millisecond, MaxConcurrent: 4},
 		AuthUserID: fake.AuthUserID, APIKey: fake.APIKey, InvoiceOption: codeguard.NoInvoice,
 	}, pw, zaptest.NewLogger(t))
 	if err != nil {
@@ -171,6 +182,113 @@ func TestFailedRenewalOnOneReplicaDoesNotHoldTheOther(t *testing.T) {
 	}
 	if out, err := b.Apply(workertest.Context(t, 10*time.Second), later); err != nil || out.AlreadyDone || fake.Renewals() != 1 {
 		t.Fatalf("B's renewal %+v, %v, renewals %d", out, err, fake.Renewals())
+	}
+}
+
+// heldReply is a proxy in front of the CodeGuard fake that holds the
+// reply of the next request to path, once the fake has answered it (the
+// state it read is fixed), until release is called: a replica whose read
+// of the order is slow on the wire.
+type heldReply struct {
+	URL      string
+	answered chan struct{} // closed when the held reply has come from the fake
+	release  func()
+}
+
+func holdNextReply(t *testing.T, fake *codeguardtest.Server, path string) *heldReply {
+	t.Helper()
+	target, err := url.Parse(fake.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldReply{answered: make(chan struct{})}
+	gate := make(chan struct{})
+	var once, armed sync.Once
+	h.release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(h.release)
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy.ModifyResponse = func(res *http.Response) error {
+		if !strings.HasSuffix(res.Request.URL.Path, "/"+path) {
+			return nil
+		}
+		held := false
+		armed.Do(func() { held = true })
+		if held {
+			close(h.answered)
+			<-gate
+		}
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL + target.Path
+	return h
+}
+
+// The root cause of the renewal chaos found (two renewals of one order
+// planned from one expiry on two replicas): a renewal's plan was made from
+// the order's expiry read before the order's claims were. Replica B reads
+// the expiry (T0) for renewal 902; meanwhile replica A's renewal 901,
+// planned from T0, takes effect (T1) and releases its claim; B then finds
+// no claim and planned 902 from T0 as well, so it expected T1 and took
+// 901's effect for its own. B must plan from an expiry read after the
+// claims: T1.
+func TestRenewalPlannedWhileAnotherTakesEffectOnAnotherReplica(t *testing.T) {
+	replica := replicas(t, time.Hour)
+	fake := codeguardtest.NewServer()
+	t.Cleanup(fake.Close)
+	start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
+	orderID := fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
+	ra, _ := replica()
+	rb, _ := replica()
+	slow := holdNextReply(t, fake, codeguard.PathDetails)
+	a := codeguardReplica(t, fake, ra)
+	b := codeguardReplicaAt(t, slow.URL, fake, rb)
+
+	first := preparedBy(t, a, renewalOf(901))
+	type prepared struct {
+		op  events.Operation
+		err error
+	}
+	done := make(chan prepared, 1)
+	go func() {
+		op := renewalOf(902)
+		plan, err := b.Prepare(workertest.Context(t, 10*time.Second), op)
+		op.Plan = plan
+		done <- prepared{op, err}
+	}()
+	select {
+	case <-slow.answered: // B has read the expiry: T0
+	case <-time.After(5 * time.Second):
+		t.Fatal("replica B never read the order")
+	}
+	if out, err := a.Apply(workertest.Context(t, 10*time.Second), first); err != nil || out.AlreadyDone {
+		t.Fatalf("A's renewal = %+v, %v; want renewed", out, err)
+	}
+	slow.release()
+	var second events.Operation
+	select {
+	case p := <-done:
+		if p.err != nil {
+			t.Fatalf("B's Prepare: %v", p.err)
+		}
+		second = p.op
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's Prepare did not return")
+	}
+	if got, want := second.Plan[codeguard.PlanEndtimeBefore], first.Plan[codeguard.PlanEndtimeExpected]; got != want {
+		t.Errorf("replica B's renewal starts at %s, want %s: where A's renewal, in effect before B read the order's claims, left the expiry (A's started at %s)",
+			got, want, first.Plan[codeguard.PlanEndtimeBefore])
+	}
+	if _, found, err := b.Lookup(workertest.Context(t, 10*time.Second), second); err != nil || found {
+		t.Fatalf("Lookup(second) on B = %v, %v: A's renewal was taken for B's", found, err)
+	}
+	if out, err := b.Apply(workertest.Context(t, 10*time.Second), second); err != nil || out.AlreadyDone {
+		t.Fatalf("B's renewal = %+v, %v; want renewed (not AlreadyDone)", out, err)
+	}
+	want := start.AddDate(0, 24, 0).Unix()
+	if end, _ := fake.Order(orderID); fake.Renewals() != 2 || end.End != want {
+		t.Fatalf("renewals %d, endtime %d; want 2 renewals and endtime %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
 	}
 }
 

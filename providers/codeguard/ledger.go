@@ -47,9 +47,12 @@ import (
 // renewal still in the chain keeps its plan, and an end time past its
 // expected one counts as its own (the guard of renewals sent before the
 // ledger existed) unless another renewal is noted as sent from the end
-// time it starts at: then two renewals were planned from one end time (a
-// replica planned while the other's claim was not live) and the other one
-// moved it, so this one is planned again.
+// time it starts at: then two renewals were planned from one end time and
+// the other one moved it, so this one is planned again. That happened
+// (scripts/chaos) while a plan was made from an expiry read before the
+// chain's claims: another replica's renewal took effect and released its
+// claim in between. Plans are now made from an expiry read after the
+// claims (planFrom); this check stays as a safety net.
 //
 // What remains: a renewal made outside hookworker (the reseller panel,
 // LogicBoxes' own auto-renew) while a renewal's outcome is unknown is
@@ -164,7 +167,10 @@ func chainValue(endtime int64, months int, others []providers.Claim) string {
 // order's chain, taken again if it was lost) and whether it is in place
 // already, given the order's details d (see the comment at the top of
 // this file). Errors reaching the ledger or the chain are transient.
-func (p *Provider) place(ctx context.Context, op events.Operation, rp renewalPlan, d OrderDetails, months int) (renewalPlan, bool, error) {
+//
+// When the renewal is planned again, its plan starts from the expiry read
+// after the chain's claims (planFrom), and d is updated to that reading.
+func (p *Provider) place(ctx context.Context, op events.Operation, rp renewalPlan, d *OrderDetails, months int) (renewalPlan, bool, error) {
 	notes, err := p.ledger().Notes(ctx, ledgerOf(rp.orderID))
 	if err != nil {
 		return rp, false, fmt.Errorf("codeguard renew order %d: reading the renewals sent: %w", rp.orderID, err)
@@ -203,9 +209,10 @@ func (p *Provider) place(ctx context.Context, op events.Operation, rp renewalPla
 	}
 	for round := 0; ; round++ {
 		replanned := false
+		plan := p.planFrom(ctx, rp.orderID, months, d)
 		v, err := p.reservations().Reserve(ctx, renewalsOf(rp.orderID), op.Key, func(others []providers.Claim) (string, error) {
 			replanned = true
-			return chainValue(d.EndTime, months, others), nil
+			return plan(others)
 		})
 		if err != nil {
 			return rp, false, fmt.Errorf("codeguard renew order %d: taking its place among the order's renewals: %w", rp.orderID, err)
@@ -226,8 +233,9 @@ func (p *Provider) place(ctx context.Context, op events.Operation, rp renewalPla
 		// Still in the chain, never noted as sent, and the end time has
 		// reached the one it expects. When another renewal was sent from
 		// the same end time, that one moved it (two renewals planned from
-		// one end time: one replica planned while the other's claim was not
-		// live): this one did not take effect and is planned again.
+		// one end time, as when plans were made from an expiry read before
+		// the claims; see planFrom): this one did not take effect and is
+		// planned again.
 		if other, ok := sentFrom(notes, op.Key, renewalNote{at: before, end: expected}, slack); ok && round == 0 {
 			p.log.Info("codeguard renewal never sent, and another renewal was sent from the end time it starts at: it did not take effect; planning it again",
 				zap.Int64("order_id", rp.orderID), zap.String("op_key", op.Key), zap.String("sent", other), zap.Int64("endtime_before", before))

@@ -148,10 +148,10 @@ func (p *Provider) Prepare(ctx context.Context, op events.Operation) (map[string
 	}
 	// A renewal planned while an earlier one of the same order is still in
 	// flight starts where that one will end, not at today's expiry. The
-	// claim is the arbiter between replicas planning at the same time.
-	v, err := p.reservations().Reserve(ctx, renewalsOf(d.OrderID), op.Key, func(others []providers.Claim) (string, error) {
-		return chainValue(d.EndTime, months, others), nil
-	})
+	// claim is the arbiter between replicas planning at the same time; the
+	// expiry it is planned from is read after the claims (planFrom), not
+	// the one findOrder read before them.
+	v, err := p.reservations().Reserve(ctx, renewalsOf(d.OrderID), op.Key, p.planFrom(ctx, d.OrderID, months, nil))
 	if err != nil {
 		return nil, fmt.Errorf("codeguard renew %q: claiming its place among the renewals of order %d: %w", domain, d.OrderID, err)
 	}
@@ -192,7 +192,7 @@ func (p *Provider) Lookup(ctx context.Context, op events.Operation) (events.Outc
 		if err != nil {
 			return events.Outcome{}, false, err
 		}
-		if _, inPlace, err := p.place(ctx, op, rp, d, months); err != nil || !inPlace {
+		if _, inPlace, err := p.place(ctx, op, rp, &d, months); err != nil || !inPlace {
 			return events.Outcome{}, false, err
 		}
 		p.confirmed(ctx, rp.orderID, op.Key)
@@ -418,7 +418,7 @@ func (p *Provider) renew(ctx context.Context, op events.Operation, s productSett
 	if err != nil {
 		return events.Outcome{}, fmt.Errorf("codeguard renew order %d: reading its expiry: %w", orderID, err)
 	}
-	rp, inPlace, err := p.place(ctx, op, rp, d, months)
+	rp, inPlace, err := p.place(ctx, op, rp, &d, months)
 	if err != nil {
 		return events.Outcome{}, err
 	}
@@ -715,6 +715,36 @@ const renewalMemory = 24 * time.Hour
 // renewalsOf names the claims of an order's renewals in Reservations; each
 // claim's value is "<endtime_before> <endtime_expected>".
 func renewalsOf(orderID int64) string { return "codeguard.renewals." + itoa(orderID) }
+
+// planFrom is the decide function of a renewal's Reserve: it plans the
+// renewal from the renewals still in the chain (others) and the order's
+// expiry read now, after the claims were read (Reserve calls decide between
+// its read of the claims and its compare-and-set write). When seen is not
+// nil it is set to the order's details so read.
+//
+// The expiry must not be read before the claims: a renewal of the order
+// on another replica can take effect and release its claim in between
+// (renew.json, then Release), and the claims then show no renewal in
+// flight while the expiry read still predates it. Planned from that
+// expiry, this renewal would expect the end time the other one left and
+// take its effect for its own (found by scripts/chaos; see
+// TestRenewalPlannedWhileAnotherTakesEffectOnAnotherReplica). Read after
+// the claims, the expiry shows every renewal whose claim is gone (a claim
+// is released only once its renewal is in place, or will not take
+// effect), and the claims still there show every one that is not; a claim
+// released after the read makes the write fail, and decide runs again.
+func (p *Provider) planFrom(ctx context.Context, orderID int64, months int, seen *OrderDetails) func([]providers.Claim) (string, error) {
+	return func(others []providers.Claim) (string, error) {
+		d, err := p.c.Details(ctx, orderID)
+		if err != nil {
+			return "", fmt.Errorf("reading the expiry to plan from: %w", err)
+		}
+		if seen != nil {
+			*seen = d
+		}
+		return chainValue(d.EndTime, months, others), nil
+	}
+}
 
 func parseClaim(v string) (before, expected int64, ok bool) {
 	b, e, found := strings.Cut(v, " ")
