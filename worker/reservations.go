@@ -21,10 +21,16 @@ import (
 // not chosen by a signup on another.
 //
 // The claims under one name are one JSON value under ReservationKey(name).
-// Every change is a kv.Create or kv.Update at the revision just read (a
-// kv.Delete at that revision when the last claim goes): compare-and-set is
-// the only arbiter, a lost race is read again and decided again, so two
-// replicas never both see a name free.
+// Every change is a kv.Create or kv.Update at the revision just read:
+// compare-and-set is the only arbiter, a lost race is read again and
+// decided again, so two replicas never both see a name free. When the last
+// claim goes, an empty list is written, never a kv.Delete: kv.Create of a
+// key whose last entry is a delete marker writes over the marker at
+// whatever revision it finds then, not the one read, so a claim taken and
+// released (deleted again) by another replica between a read and a Create
+// would go unnoticed, and the Create would land a decision made without it
+// (TestReserveDecidesAgainWhenAClaimCameAndWentMeanwhile). Keys deleted by
+// earlier versions are written over once that way; from then on they stay.
 //
 // A claim of another holder counts (is passed to decide and kept) while
 //   - its holder's last Reserve is less than the lease ago, or
@@ -43,14 +49,17 @@ import (
 // What decide weighs besides the claims (the provider's state) must
 // therefore be read inside decide, after the claims: read before them, it
 // can predate an effect whose claim was released in between, and the
-// claims then show neither. CodeGuard's renewals did (an order's expiry
-// read before the chain's claims: two renewals planned from one expiry on
-// two replicas, found by scripts/chaos); its Prepare now reads the expiry
-// in decide. The claims themselves were sound: every change is a
-// compare-and-set at the revision read, so a stale read (a follower's
-// direct get on a clustered bucket, a read just after a nats-server
-// restart) fails the write and is read again, and a stale holder's record
-// can only make a claim count longer (a record never leaves done).
+// claims then show neither. Both halves failed once for CodeGuard's
+// renewals (found by scripts/chaos: two renewals of one order planned from
+// one expiry on two replicas): its Prepare read the order's expiry before
+// the claims; and once it read the expiry in decide, the delete of a last
+// claim let a Create through over a claim that came and went meanwhile
+// (now never deleted, see above). Neither the lease nor the reads
+// were the cause: the lease outlasts any wait between deliveries (an hour
+// at least), and a stale read (a follower's direct get on a clustered
+// bucket, a read just after a nats-server restart) fails the
+// compare-and-set and is read again; a stale holder's record can only make
+// its claim count longer (a record never leaves done).
 type Reservations struct {
 	kv    jetstream.KeyValue
 	lease time.Duration
@@ -194,25 +203,20 @@ func (r *Reservations) read(ctx context.Context, key string) (storedClaims, uint
 }
 
 // write stores claims under key over revision rev (creating the key when
-// rev is 0, deleting it when no claim is left); false when another write
-// came first.
+// rev is 0; an empty list when no claim is left, see Reservations); false
+// when another write came first.
 func (r *Reservations) write(ctx context.Context, key, name string, rev uint64, claims []storedClaim) (bool, error) {
-	var err error
-	switch {
-	case len(claims) == 0 && rev == 0:
+	if len(claims) == 0 && rev == 0 {
 		return true, nil
-	case len(claims) == 0:
-		err = r.kv.Delete(ctx, key, jetstream.LastRevision(rev))
-	default:
-		b, merr := json.Marshal(storedClaims{Name: name, Claims: claims})
-		if merr != nil {
-			return false, merr
-		}
-		if rev == 0 {
-			_, err = r.kv.Create(ctx, key, b)
-		} else {
-			_, err = r.kv.Update(ctx, key, b, rev)
-		}
+	}
+	b, err := json.Marshal(storedClaims{Name: name, Claims: append([]storedClaim{}, claims...)})
+	if err != nil {
+		return false, err
+	}
+	if rev == 0 {
+		_, err = r.kv.Create(ctx, key, b)
+	} else {
+		_, err = r.kv.Update(ctx, key, b, rev)
 	}
 	switch {
 	case err == nil:

@@ -185,17 +185,18 @@ func TestFailedRenewalOnOneReplicaDoesNotHoldTheOther(t *testing.T) {
 	}
 }
 
-// heldReply is a proxy in front of the CodeGuard fake that holds the
-// reply of the next request to path, once the fake has answered it (the
-// state it read is fixed), until release is called: a replica whose read
-// of the order is slow on the wire.
+// heldReply is a proxy in front of the CodeGuard fake that holds one
+// reply to path, once the fake has answered it (the state it read is
+// fixed), until release is called: a replica whose read of the order is
+// slow on the wire.
 type heldReply struct {
 	URL      string
 	answered chan struct{} // closed when the held reply has come from the fake
 	release  func()
 }
 
-func holdNextReply(t *testing.T, fake *codeguardtest.Server, path string) *heldReply {
+// holdReply holds the reply to the nth request to path (1: the first).
+func holdReply(t *testing.T, fake *codeguardtest.Server, path string, nth int) *heldReply {
 	t.Helper()
 	target, err := url.Parse(fake.URL)
 	if err != nil {
@@ -203,16 +204,20 @@ func holdNextReply(t *testing.T, fake *codeguardtest.Server, path string) *heldR
 	}
 	h := &heldReply{answered: make(chan struct{})}
 	gate := make(chan struct{})
-	var once, armed sync.Once
+	var once sync.Once
 	h.release = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(h.release)
+	var mu sync.Mutex
+	seen := 0
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
 	proxy.ModifyResponse = func(res *http.Response) error {
 		if !strings.HasSuffix(res.Request.URL.Path, "/"+path) {
 			return nil
 		}
-		held := false
-		armed.Do(func() { held = true })
+		mu.Lock()
+		seen++
+		held := seen == nth
+		mu.Unlock()
 		if held {
 			close(h.answered)
 			<-gate
@@ -225,70 +230,88 @@ func holdNextReply(t *testing.T, fake *codeguardtest.Server, path string) *heldR
 	return h
 }
 
-// The root cause of the renewal chaos found (two renewals of one order
-// planned from one expiry on two replicas): a renewal's plan was made from
-// the order's expiry read before the order's claims were. Replica B reads
-// the expiry (T0) for renewal 902; meanwhile replica A's renewal 901,
-// planned from T0, takes effect (T1) and releases its claim; B then finds
-// no claim and planned 902 from T0 as well, so it expected T1 and took
-// 901's effect for its own. B must plan from an expiry read after the
-// claims: T1.
+// The renewal defect scripts/chaos found (two renewals of one order
+// planned from one expiry on two replicas, the second reported succeeded
+// without renewing). Replica B plans renewal 902 while replica A's renewal
+// 901, planned from the expiry T0, takes effect (T1) and releases its
+// claim, B's read of the order's details being slow. B must plan from T1,
+// where A's renewal left the expiry, whichever of its reads was slow:
+//   - the expiry read before the claims: B then found no claim and planned
+//     from T0 (the expiry is now read after the claims, in Reserve's
+//     decide);
+//   - the expiry read in decide, after the claims: A's claim was taken and
+//     released (the key deleted) meanwhile, and kv.Create wrote over the
+//     delete marker, so B's write landed on claims read before A's came
+//     and went (claims are no longer deleted: the write now fails and B
+//     decides again).
 func TestRenewalPlannedWhileAnotherTakesEffectOnAnotherReplica(t *testing.T) {
-	replica := replicas(t, time.Hour)
-	fake := codeguardtest.NewServer()
-	t.Cleanup(fake.Close)
-	start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
-	orderID := fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
-	ra, _ := replica()
-	rb, _ := replica()
-	slow := holdNextReply(t, fake, codeguard.PathDetails)
-	a := codeguardReplica(t, fake, ra)
-	b := codeguardReplicaAt(t, slow.URL, fake, rb)
+	for _, tt := range []struct {
+		name string
+		nth  int // the details.json reply of B's Prepare that is slow
+	}{
+		{"expiry read before the claims is slow", 1},
+		{"expiry read after the claims is slow", 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			replica := replicas(t, time.Hour)
+			fake := codeguardtest.NewServer()
+			t.Cleanup(fake.Close)
+			start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
+			orderID := fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
+			ra, _ := replica()
+			rb, _ := replica()
+			slow := holdReply(t, fake, codeguard.PathDetails, tt.nth)
+			a := codeguardReplica(t, fake, ra)
+			b := codeguardReplicaAt(t, slow.URL, fake, rb)
 
-	first := preparedBy(t, a, renewalOf(901))
-	type prepared struct {
-		op  events.Operation
-		err error
-	}
-	done := make(chan prepared, 1)
-	go func() {
-		op := renewalOf(902)
-		plan, err := b.Prepare(workertest.Context(t, 10*time.Second), op)
-		op.Plan = plan
-		done <- prepared{op, err}
-	}()
-	select {
-	case <-slow.answered: // B has read the expiry: T0
-	case <-time.After(5 * time.Second):
-		t.Fatal("replica B never read the order")
-	}
-	if out, err := a.Apply(workertest.Context(t, 10*time.Second), first); err != nil || out.AlreadyDone {
-		t.Fatalf("A's renewal = %+v, %v; want renewed", out, err)
-	}
-	slow.release()
-	var second events.Operation
-	select {
-	case p := <-done:
-		if p.err != nil {
-			t.Fatalf("B's Prepare: %v", p.err)
-		}
-		second = p.op
-	case <-time.After(10 * time.Second):
-		t.Fatal("B's Prepare did not return")
-	}
-	if got, want := second.Plan[codeguard.PlanEndtimeBefore], first.Plan[codeguard.PlanEndtimeExpected]; got != want {
-		t.Errorf("replica B's renewal starts at %s, want %s: where A's renewal, in effect before B read the order's claims, left the expiry (A's started at %s)",
-			got, want, first.Plan[codeguard.PlanEndtimeBefore])
-	}
-	if _, found, err := b.Lookup(workertest.Context(t, 10*time.Second), second); err != nil || found {
-		t.Fatalf("Lookup(second) on B = %v, %v: A's renewal was taken for B's", found, err)
-	}
-	if out, err := b.Apply(workertest.Context(t, 10*time.Second), second); err != nil || out.AlreadyDone {
-		t.Fatalf("B's renewal = %+v, %v; want renewed (not AlreadyDone)", out, err)
-	}
-	want := start.AddDate(0, 24, 0).Unix()
-	if end, _ := fake.Order(orderID); fake.Renewals() != 2 || end.End != want {
-		t.Fatalf("renewals %d, endtime %d; want 2 renewals and endtime %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
+			type prepared struct {
+				op  events.Operation
+				err error
+			}
+			done := make(chan prepared, 1)
+			go func() {
+				op := renewalOf(902)
+				plan, err := b.Prepare(workertest.Context(t, 10*time.Second), op)
+				op.Plan = plan
+				done <- prepared{op, err}
+			}()
+			select {
+			case <-slow.answered: // B has read the expiry: T0
+			case p := <-done:
+				t.Fatalf("B's Prepare returned %v, %v without reading the order's details %d times", p.op.Plan, p.err, tt.nth)
+			case <-time.After(5 * time.Second):
+				t.Fatal("replica B never read the order")
+			}
+			first := preparedBy(t, a, renewalOf(901))
+			if out, err := a.Apply(workertest.Context(t, 10*time.Second), first); err != nil || out.AlreadyDone {
+				t.Fatalf("A's renewal = %+v, %v; want renewed", out, err)
+			}
+			slow.release()
+			var second events.Operation
+			select {
+			case p := <-done:
+				if p.err != nil {
+					t.Fatalf("B's Prepare: %v", p.err)
+				}
+				second = p.op
+			case <-time.After(10 * time.Second):
+				t.Fatal("B's Prepare did not return")
+			}
+			if got, want := second.Plan[codeguard.PlanEndtimeBefore], first.Plan[codeguard.PlanEndtimeExpected]; got != want {
+				t.Errorf("replica B's renewal starts at %s, want %s, where A's renewal left the expiry (A's started at %s)",
+					got, want, first.Plan[codeguard.PlanEndtimeBefore])
+			}
+			if _, found, err := b.Lookup(workertest.Context(t, 10*time.Second), second); err != nil || found {
+				t.Fatalf("Lookup(second) on B = %v, %v: A's renewal was taken for B's", found, err)
+			}
+			if out, err := b.Apply(workertest.Context(t, 10*time.Second), second); err != nil || out.AlreadyDone {
+				t.Fatalf("B's renewal = %+v, %v; want renewed (not AlreadyDone)", out, err)
+			}
+			want := start.AddDate(0, 24, 0).Unix()
+			if end, _ := fake.Order(orderID); fake.Renewals() != 2 || end.End != want {
+				t.Fatalf("renewals %d, endtime %d; want 2 renewals and endtime %d (two invoices of 12 months)", fake.Renewals(), end.End, want)
+			}
+		})
 	}
 }
 
@@ -376,6 +399,55 @@ func exclusive(value string) func([]providers.Claim) (string, error) {
 			return "", fmt.Errorf("%w by %s", errTaken, others[0].Holder)
 		}
 		return value, nil
+	}
+}
+
+// Reserve's decide sees the claims as they are when its write lands: a
+// claim taken and released by another replica while decide runs (the
+// name's last claim: released, nothing left under the name) makes the
+// write fail and decide run again. Found with the renewal chaos: the key
+// was deleted when its last claim went, and kv.Create writes over a
+// delete marker at whatever revision it finds, so the write landed on a
+// decision made before the other claim came and went.
+func TestReserveDecidesAgainWhenAClaimCameAndWentMeanwhile(t *testing.T) {
+	ctx := workertest.Context(t, 30*time.Second)
+	for _, before := range []string{"name never claimed", "name claimed and released before"} {
+		t.Run(before, func(t *testing.T) {
+			replica := replicas(t, time.Hour)
+			ra, _ := replica()
+			rb, _ := replica()
+			name := "codeguard.renewals.80000001"
+			if before != "name never claimed" {
+				if _, err := ra.Reserve(ctx, name, "op-0", exclusive("0")); err != nil {
+					t.Fatal(err)
+				}
+				if err := ra.Release(ctx, name, "op-0"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var seen [][]providers.Claim
+			v, err := rb.Reserve(ctx, name, "op-b", func(others []providers.Claim) (string, error) {
+				seen = append(seen, others)
+				if len(seen) == 1 {
+					// Meanwhile, on replica A: a claim taken, its effect
+					// made, the claim released.
+					if _, err := ra.Reserve(ctx, name, "op-a", exclusive("a")); err != nil {
+						return "", err
+					}
+					if err := ra.Release(ctx, name, "op-a"); err != nil {
+						return "", err
+					}
+					return "planned before op-a", nil
+				}
+				return "planned after op-a", nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != "planned after op-a" || len(seen) != 2 {
+				t.Fatalf("Reserve = %q after %d decides; want the write of the first (made before op-a's claim came and went) refused and a second decide", v, len(seen))
+			}
+		})
 	}
 }
 
