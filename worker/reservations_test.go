@@ -51,6 +51,21 @@ func replicas(t *testing.T, lease time.Duration) (replica func() (*worker.Reserv
 }
 
 // codeguardReplica is one replica's CodeGuard provider: its own instance,
+// codeguardOrderOnTwoReplicas starts a CodeGuard fake holding one active
+// order that expires in a month (start) and two replicas' reservations on
+// one bucket.
+func codeguardOrderOnTwoReplicas(t *testing.T) (fake *codeguardtest.Server, orderID int64, start time.Time, ra, rb *worker.Reservations) {
+	t.Helper()
+	replica := replicas(t, time.Hour)
+	fake = codeguardtest.NewServer()
+	t.Cleanup(fake.Close)
+	start = time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
+	orderID = fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
+	ra, _ = replica()
+	rb, _ = replica()
+	return fake, orderID, start, ra, rb
+}
+
 // sharing only the fake and the reservations store.
 func codeguardReplica(t *testing.T, fake *codeguardtest.Server, r providers.Reservations) *codeguard.Provider {
 	t.Helper()
@@ -107,13 +122,7 @@ func preparedBy(t *testing.T, p preparer, op events.Operation) events.Operation 
 // for what it did. With per-process memory the second replica planned from
 // the same expiry and reported the first one's effect as its own.
 func TestRenewalsPlannedOnTwoReplicasBothApply(t *testing.T) {
-	replica := replicas(t, time.Hour)
-	fake := codeguardtest.NewServer()
-	t.Cleanup(fake.Close)
-	start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
-	orderID := fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
-	ra, _ := replica()
-	rb, _ := replica()
+	fake, orderID, start, ra, rb := codeguardOrderOnTwoReplicas(t)
 	a, b := codeguardReplica(t, fake, ra), codeguardReplica(t, fake, rb)
 
 	first := preparedBy(t, a, renewalOf(901))
@@ -163,13 +172,7 @@ func TestRenewalsPlannedOnTwoReplicasBothApply(t *testing.T) {
 // A renewal that fails for good on one replica stops holding renewals of
 // its order planned on another.
 func TestFailedRenewalOnOneReplicaDoesNotHoldTheOther(t *testing.T) {
-	replica := replicas(t, time.Hour)
-	fake := codeguardtest.NewServer()
-	t.Cleanup(fake.Close)
-	start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
-	fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
-	ra, _ := replica()
-	rb, _ := replica()
+	fake, _, _, ra, rb := codeguardOrderOnTwoReplicas(t)
 	a, b := codeguardReplica(t, fake, ra), codeguardReplica(t, fake, rb)
 	first := preparedBy(t, a, renewalOf(901))
 	fake.FailNextOn(codeguard.PathRenew, 1, 400) // e.g. insufficient funds
@@ -253,13 +256,7 @@ func TestRenewalPlannedWhileAnotherTakesEffectOnAnotherReplica(t *testing.T) {
 		{"expiry read after the claims is slow", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			replica := replicas(t, time.Hour)
-			fake := codeguardtest.NewServer()
-			t.Cleanup(fake.Close)
-			start := time.Now().UTC().AddDate(0, 1, 0).Truncate(time.Second)
-			orderID := fake.AddOrder("example.com", fake.AddCustomer("ada@example.com", "Ada Lovelace"), 229, codeguard.StatusActive, start)
-			ra, _ := replica()
-			rb, _ := replica()
+			fake, orderID, start, ra, rb := codeguardOrderOnTwoReplicas(t)
 			slow := holdReply(t, fake, codeguard.PathDetails, tt.nth)
 			a := codeguardReplica(t, fake, ra)
 			b := codeguardReplicaAt(t, slow.URL, fake, rb)
