@@ -112,11 +112,49 @@ func encodeDeadLetter(dl events.DeadLetter, original []byte, limit int) ([]byte,
 			dl.Raw = original[:min(room, maxPrefixLen, len(original))]
 			return marshalEntry(dl)
 		}
-		if len(dl.Attempts) == 0 {
+		if !shrinkEntry(&dl) {
 			return nil, fmt.Errorf("dead-letter entry does not fit in %d bytes even without the message", limit)
 		}
-		dl.Attempts = dl.Attempts[:len(dl.Attempts)/2] // keep the first ones
 	}
+}
+
+// shrinkEntry makes an entry that does not fit smaller by one step, giving
+// up first what the original (kept as its prefix, size and hash) or the
+// result also holds: the later attempts, then the reason, the failed
+// operations' keys, then the longest label copied from the message. The
+// bounds above are in bytes before JSON escaping, which turns a control
+// character into six, so a small max payload can need all of these. It
+// reports false when nothing is left to shrink.
+func shrinkEntry(dl *events.DeadLetter) bool {
+	switch {
+	case len(dl.Attempts) > 0:
+		dl.Attempts = dl.Attempts[:len(dl.Attempts)/2] // keep the first ones
+	case dl.Reason != "":
+		dl.Reason = halveText(dl.Reason)
+	case len(dl.Operations) > 0:
+		dl.Operations = dl.Operations[:len(dl.Operations)/2]
+	default:
+		longest := &dl.Subject
+		for _, s := range []*string{&dl.EventID, (*string)(&dl.EventType), &dl.Source, &dl.MsgID} {
+			if len(*s) > len(*longest) {
+				longest = s
+			}
+		}
+		if *longest == "" {
+			return false
+		}
+		*longest = halveText(*longest)
+	}
+	return true
+}
+
+// halveText is s cut to about half its bytes on a character boundary, and
+// empty once short.
+func halveText(s string) string {
+	if len(s) <= 8 {
+		return ""
+	}
+	return clipText(s, len(s)/2)
 }
 
 // exactJSON reports whether b, re-encoded as json.RawMessage, comes out
