@@ -21,8 +21,11 @@
 // event from the server's /connz counters of the consumer's connections.
 // For each case the bench publishes -n events at once (asynchronous
 // publishes with Nats-Msg-Id) and times them until the last result (for
-// raw: the last ack), then publishes at half that rate for
-// -latency-seconds and reports publish→result p50/p99.
+// raw: the last ack), then publishes at each -latency-fractions of that
+// rate (default one half) for -latency-seconds each and reports
+// publish→result p50/p99, with how busy the machine's CPUs were meanwhile
+// (/proc/stat) and how long runnable tasks waited for one
+// (/proc/pressure/cpu, where the kernel has it).
 //
 // nats-server is taken from -nats-server, PATH or $GOPATH/bin; if absent it
 // is installed with `go install` at the version in go.mod.
@@ -64,6 +67,7 @@ import (
 type config struct {
 	n           int
 	latSeconds  float64
+	latFracs    []float64
 	concs       []int
 	wmSubs      []int
 	rssConc     int
@@ -79,7 +83,8 @@ func main() {
 	role := flag.String("role", "", "internal: run as the raw consumer against -url")
 	url := flag.String("url", "", "internal: NATS URL for -role")
 	n := flag.Int("n", 20000, "events per throughput case")
-	lat := flag.Float64("latency-seconds", 3, "length of each latency run (at half the case's measured rate)")
+	lat := flag.Float64("latency-seconds", 3, "length of each latency run")
+	latFracs := flag.String("latency-fractions", "0.5", "offered loads of the latency runs, as fractions of the case's measured rate (the first one fills the table's p50/p99)")
 	concs := flag.String("concurrency", "8,32,128", "HOOKWORKER_CONCURRENCY values to run hookworker at")
 	wm := flag.String("watermill-subscribers", "8,32", "Watermill subscription counts to run the router at")
 	rssConc := flag.Int("rss-concurrency", 1024, "HOOKWORKER_CONCURRENCY of the peak-RSS case")
@@ -105,6 +110,9 @@ func main() {
 	}
 	if cfg.wmSubs, err = intList(*wm); err != nil {
 		fatal(fmt.Errorf("-watermill-subscribers: %w", err))
+	}
+	if cfg.latFracs, err = fractionList(*latFracs); err != nil {
+		fatal(fmt.Errorf("-latency-fractions: %w", err))
 	}
 	for _, c := range strings.Split(*cases, ",") {
 		cfg.cases[strings.TrimSpace(c)] = true
@@ -134,6 +142,39 @@ func intList(s string) ([]int, error) {
 	return out, nil
 }
 
+// fractionList parses a comma-separated list of numbers in (0, 1].
+func fractionList(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 || v > 1 {
+			return nil, fmt.Errorf("%q is not a fraction in (0, 1]", f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no fraction given")
+	}
+	return out, nil
+}
+
+// latPoint is one latency run: publish→result at a fraction of the case's
+// measured rate, and how contended the machine's CPUs were meanwhile.
+type latPoint struct {
+	frac     float64
+	rate     float64
+	n        int
+	p50, p99 time.Duration
+	busy     float64 // share of all CPUs' time not idle (/proc/stat), 0..1
+	// CPU µs per event of the consumer, the server and this process (the
+	// publisher and the result collector) during the run
+	workerCPU, serverCPU, benchCPU float64
+	pressure                       float64 // ms per second that some runnable task waited for a CPU (/proc/pressure/cpu); <0 if unknown
+}
+
 // result is one case's figures.
 type result struct {
 	name        string
@@ -144,11 +185,9 @@ type result struct {
 	rate        float64
 	workerCPU   float64 // µs per event
 	serverCPU   float64
-	sentMsgs    float64 // consumer → server messages per event
-	recvMsgs    float64 // server → consumer messages per event
-	latRate     float64
-	p50, p99    time.Duration
-	latN        int
+	sentMsgs    float64    // consumer → server messages per event
+	recvMsgs    float64    // server → consumer messages per event
+	lats        []latPoint // one per -latency-fractions, in that order
 	rssKiB      int
 	maxInFlight int
 	note        string
@@ -480,21 +519,38 @@ func runCase(cfg config, dir, nsBin, name string, n int, start starter) (result,
 	r.recvMsgs = float64(out1-out0) / float64(n)
 	r.maxInFlight = int(maxInFlight.Load())
 
-	// Latency at half the measured rate (not for raw: it has no results).
+	// Latency at each fraction of the measured rate (not for raw: it has no results).
 	if !raw && cfg.latSeconds > 0 && !strings.Contains(name, "RSS") {
-		r.latRate = r.rate / 2
-		r.latN = max(100, int(r.latRate*cfg.latSeconds))
-		sent, err := publishPaced(js, "lat", r.latN, r.latRate, &seq)
-		if err != nil {
-			return r, err
+		for i, frac := range cfg.latFracs {
+			lp := latPoint{frac: frac, rate: r.rate * frac}
+			lp.n = max(100, int(lp.rate*cfg.latSeconds))
+			tag := fmt.Sprintf("lat%d", i)
+			busy0, press0 := cpuBusy(), cpuPressure()
+			w0, s0, b0 := cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid), cpuTime(os.Getpid())
+			t0 := time.Now()
+			sent, err := publishPaced(js, tag, lp.n, lp.rate, &seq)
+			if err != nil {
+				return r, err
+			}
+			if err := wait(tag, lp.n, 2*time.Minute); err != nil {
+				return r, err
+			}
+			elapsed := time.Since(t0)
+			busy1, press1 := cpuBusy(), cpuPressure()
+			w1, s1, b1 := cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid), cpuTime(os.Getpid())
+			perEvent := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(lp.n) }
+			lp.workerCPU, lp.serverCPU, lp.benchCPU = perEvent(w1-w0), perEvent(s1-s0), perEvent(b1-b0)
+			lp.busy = busy1.since(busy0)
+			lp.pressure = -1
+			if press0 >= 0 && press1 >= 0 {
+				lp.pressure = float64(press1-press0) / float64(time.Millisecond) / elapsed.Seconds()
+			}
+			lat := col.latencies(tag, sent)
+			slices.Sort(lat)
+			pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+			lp.p50, lp.p99 = pct(0.50), pct(0.99)
+			r.lats = append(r.lats, lp)
 		}
-		if err := wait("lat", r.latN, 2*time.Minute); err != nil {
-			return r, err
-		}
-		lat := col.latencies("lat", sent)
-		slices.Sort(lat)
-		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-		r.p50, r.p99 = pct(0.50), pct(0.99)
 	}
 	r.rssKiB = peakRSS(proc.Process.Pid)
 	return r, nil
@@ -910,6 +966,58 @@ func natsServerVersion(bin string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// cpuTicks is the machine's CPU time from the first line of /proc/stat.
+type cpuTicks struct{ total, idle uint64 }
+
+func cpuBusy() cpuTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var t cpuTicks
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseUint(v, 10, 64)
+		if i >= 8 { // guest and guest_nice are already in user and nice
+			break
+		}
+		t.total += n
+		if i == 3 || i == 4 { // idle, iowait
+			t.idle += n
+		}
+	}
+	return t
+}
+
+// since is the share of CPU time not idle between t0 and t.
+func (t cpuTicks) since(t0 cpuTicks) float64 {
+	if t.total <= t0.total {
+		return 0
+	}
+	return 1 - float64(t.idle-t0.idle)/float64(t.total-t0.total)
+}
+
+// cpuPressure is the total time some runnable task waited for a CPU
+// (/proc/pressure/cpu "some total", in µs), or -1 where the kernel has no PSI.
+func cpuPressure() time.Duration {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "total="); ok {
+			us, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return time.Duration(us) * time.Microsecond
+		}
+	}
+	return -1
+}
+
 func loadAvg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	f := strings.Fields(string(b))
@@ -946,13 +1054,13 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 		cpuModel(), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, natsServerVersion(nsBin))
 	fmt.Fprintf(w, "            load average at start %s, at end %s (the machine is shared: compare ratios within this run)\n", load0, load1)
 	fmt.Fprintf(w, "            %d order.accepted events per case published at once (after 500 warm-up events); sandbox provider;\n", cfg.n)
-	fmt.Fprintf(w, "            latency: publish→result at half the case's rate for %.0fs; CPU from /proc/<pid>/stat; msgs from /connz\n\n", cfg.latSeconds)
+	fmt.Fprintf(w, "            latency: publish→result at %s of the case's rate for %.0fs each; CPU from /proc/<pid>/stat; msgs from /connz\n\n", fracList(cfg.latFracs), cfg.latSeconds)
 	fmt.Fprintf(w, "%-34s %9s %9s %9s %9s %7s %7s %9s %9s %9s %8s\n", "case", "events/s", "worker", "server", "total", "msgs", "msgs", "latency", "p50", "p99", "peak RSS")
 	fmt.Fprintf(w, "%-34s %9s %9s %9s %9s %7s %7s %9s %9s %9s %8s\n", "", "", "µs/event", "µs/event", "µs/event", "out/ev", "in/ev", "at ev/s", "", "", "MiB")
 	for _, r := range rs {
 		lat, p50, p99 := "-", "-", "-"
-		if r.latN > 0 {
-			lat, p50, p99 = fmt.Sprintf("%.0f", r.latRate), fmtDur(r.p50), fmtDur(r.p99)
+		if len(r.lats) > 0 {
+			lat, p50, p99 = fmt.Sprintf("%.0f", r.lats[0].rate), fmtDur(r.lats[0].p50), fmtDur(r.lats[0].p99)
 		}
 		fmt.Fprintf(w, "%-34s %9.0f %9.1f %9.1f %9.1f %7.2f %7.2f %9s %9s %9s %8.1f\n", r.name, r.rate, r.workerCPU, r.serverCPU,
 			r.workerCPU+r.serverCPU, r.sentMsgs, r.recvMsgs, lat, p50, p99, float64(r.rssKiB)/1024)
@@ -962,6 +1070,23 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 	for _, r := range rs {
 		if r.kind == "rss" || r.kind == "rss-baseline" {
 			fmt.Fprintf(w, "%s: peak RSS %.1f MiB with up to %d operations in flight (sampled every 20 ms; %s)\n", r.name, float64(r.rssKiB)/1024, r.maxInFlight, r.note)
+		}
+	}
+
+	if len(cfg.latFracs) > 1 || slices.ContainsFunc(rs, func(r result) bool { return len(r.lats) > 0 }) {
+		fmt.Fprintf(w, "\npublish→result by offered load (fraction of the case's measured rate; CPU busy: all %d CPUs, not idle;\n", runtime.NumCPU())
+		fmt.Fprintf(w, " CPU wait: ms per second that some runnable task waited for a CPU, /proc/pressure/cpu;\n")
+		fmt.Fprintf(w, " CPU µs/event of the consumer, the server and the bench's publisher+collector during the run):\n")
+		fmt.Fprintf(w, "  %-34s %8s %9s %9s %9s %9s %9s %8s %8s %8s\n", "case", "fraction", "events/s", "p50", "p99", "CPU busy", "CPU wait", "worker", "server", "bench")
+		for _, r := range rs {
+			for _, lp := range r.lats {
+				wait := "-"
+				if lp.pressure >= 0 {
+					wait = fmt.Sprintf("%.0fms/s", lp.pressure)
+				}
+				fmt.Fprintf(w, "  %-34s %8s %9.0f %9s %9s %8.0f%% %9s %8.0f %8.0f %8.0f\n", r.name, strconv.FormatFloat(lp.frac, 'g', 4, 64), lp.rate,
+					fmtDur(lp.p50), fmtDur(lp.p99), 100*lp.busy, wait, lp.workerCPU, lp.serverCPU, lp.benchCPU)
+			}
 		}
 	}
 
@@ -1002,6 +1127,14 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 			fmt.Fprintf(w, "  best hookworker / raw consume+ack: %.2f of the server's bare delivery rate\n", hwBest.rate/r.rate)
 		}
 	}
+}
+
+func fracList(fs []float64) string {
+	var parts []string
+	for _, f := range fs {
+		parts = append(parts, strconv.FormatFloat(f, 'g', 4, 64))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func indexOf(rs []result, name string) int {
