@@ -49,7 +49,7 @@ type Config struct {
 	OpsUser     string `envconfig:"OPS_USER" desc:"basic-auth user for the ops page"`
 	OpsPassword string `envconfig:"OPS_PASSWORD" desc:"basic-auth password for the ops page (secret)"`
 
-	MemoryLimit string `envconfig:"MEMORY_LIMIT" default:"auto" desc:"soft memory limit of hookworker run's Go runtime: auto (with HOOKWORKER_NATS_URL 28MiB + 32KiB per CONCURRENCY slot; none with the embedded server), off, or a size (64MiB, 1GiB); GOMEMLIMIT, when set, always wins"`
+	MemoryLimit string `envconfig:"MEMORY_LIMIT" default:"auto" desc:"soft memory limit of hookworker run's Go runtime: auto (with HOOKWORKER_NATS_URL 28MiB + 16KiB per event in hand, raised while the live heap needs more; none with the embedded server), off, or a size (64MiB, 1GiB); GOMEMLIMIT, when set, always wins"`
 
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"console" desc:"console or json"`

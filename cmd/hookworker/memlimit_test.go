@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 func TestMemoryLimitChoice(t *testing.T) {
@@ -95,4 +100,59 @@ func TestApplyMemoryLimitSetsTheRuntimeLimit(t *testing.T) {
 	if err != nil || got != 77<<20 || setBy != "GOMEMLIMIT" {
 		t.Fatalf("with GOMEMLIMIT: in force %d set by %q, err %v; want 77MiB by GOMEMLIMIT", got, setBy, err)
 	}
+}
+
+func TestFollowingLimitNeverPressesOnTheLiveHeap(t *testing.T) {
+	const floor = 30 << 20
+	for _, tc := range []struct {
+		name string
+		m    memorySample
+		want int64
+	}{
+		{"small live heap keeps the auto limit", memorySample{live: 4 << 20, total: 20 << 20, inHeap: 12 << 20, gogcPct: 100}, floor},
+		// 2 × 14 MiB + 8 MiB outside the heap = 36 MiB, plus an eighth
+		{"live heap near the limit raises it", memorySample{live: 14 << 20, total: 40 << 20, inHeap: 32 << 20, gogcPct: 100}, 36 << 20 * 9 / 8},
+		{"GOGC=50 asks for less", memorySample{live: 20 << 20, total: 40 << 20, inHeap: 32 << 20, gogcPct: 50}, (30<<20 + 8<<20) * 9 / 8},
+		{"GOGC=off counts as 100", memorySample{live: 14 << 20, total: 40 << 20, inHeap: 32 << 20}, 36 << 20 * 9 / 8},
+		{"inconsistent sample keeps the floor", memorySample{total: 1, inHeap: 2}, floor},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := followingLimit(floor, tc.m); got != tc.want {
+				t.Fatalf("followingLimit = %s, want %s", formatBytes(got), formatBytes(tc.want))
+			}
+		})
+	}
+}
+
+// The runtime's own figures: with 64 MiB live under a 16 MiB auto limit the
+// limit rises above what GOGC needs, and returns to the floor once the
+// heap is garbage again.
+func TestFollowLiveHeapRaisesTheLimitAndLowersItBack(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	const floor = 16 << 20
+	debug.SetMemoryLimit(floor)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); followLiveHeap(ctx, floor, zap.NewNop()) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	live := make([][]byte, 64)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+	}
+	waitLimit := func(ok func(int64) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * liveHeapTick)
+		for !ok(debug.SetMemoryLimit(-1)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory limit %s: want %s", formatBytes(debug.SetMemoryLimit(-1)), what)
+			}
+			runtime.GC()
+			time.Sleep(liveHeapTick / 10)
+		}
+	}
+	waitLimit(func(l int64) bool { return l >= 128<<20 }, "at least 128MiB (twice the 64 MiB live)")
+	clear(live) // garbage now
+	waitLimit(func(l int64) bool { return l == floor }, "back at the 16MiB floor")
 }

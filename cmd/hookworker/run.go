@@ -51,6 +51,9 @@ func cmdRun(ctx context.Context, cfg Config, stderr io.Writer) error {
 		return configError{err}
 	}
 	log.Info("memory limit", zap.String("memory_limit", formatBytes(limit)), zap.String("set_by", setBy))
+	if cfg.followsLiveHeap(os.Getenv("GOMEMLIMIT")) {
+		go followLiveHeap(ctx, limit, log)
+	}
 
 	// Service passwords: the one WHMCS holds when its API is configured,
 	// else (and for ClientAdd reseller signups, which have no service) one
