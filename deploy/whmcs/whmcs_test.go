@@ -1134,6 +1134,53 @@ func TestAuth(t *testing.T) {
 			t.Errorf("messages: %v", ids(msgs))
 		}
 	})
+	// The whmcs user of deploy/nats/permissions.conf is enough for the hooks
+	// (JetStream publish, PubAck to an inbox) and for hookworker_check.php.
+	t.Run("permissions.conf whmcs user", func(t *testing.T) {
+		users := permissionsUsers(t, "hw-S3cr3t-nats", "whmcs-S3cr3t-nats")
+		n := startNATS(t, func(o *server.Options) { o.Users = users }, nats.UserInfo("hookworker", "hw-S3cr3t-nats"))
+		h := newHW(t, n.url)
+		h.env["HW_USER"] = "whmcs"
+		h.env["HW_PASS"] = "whmcs-S3cr3t-nats"
+		h.run("ClientAdd", clientAdd8)
+		h.run("AfterModuleSuspend", withParams(101, 5, nil))
+		if files := h.spoolFiles(); len(files) != 0 {
+			t.Fatalf("spooled %v:\n%s", files, h.activity())
+		}
+		if msgs := n.messages(t); len(msgs) != 2 {
+			t.Errorf("messages: %v, want the ClientAdd and the suspension", ids(msgs))
+		}
+		c := exec.Command(h.php, filepath.Join(h.dir, "hookworker_check.php"))
+		c.Env = os.Environ()
+		for k, v := range h.env {
+			c.Env = append(c.Env, k+"="+v)
+		}
+		out, _ := c.CombinedOutput() // no worker runs: that line fails, the others must not
+		for _, w := range []string{"ok NATS: connected", "ok stream for whmcs.test.client.added: WHMCS_EVENTS"} {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("check output lacks %q:\n%s", w, out)
+			}
+		}
+		if strings.Contains(strings.ToLower(string(out)), "permissions violation") {
+			t.Errorf("check ran into a permissions violation:\n%s", out)
+		}
+	})
+}
+
+// permissionsUsers are the users of deploy/nats/permissions.conf with the
+// given passwords, read by nats-server's own configuration parser.
+func permissionsUsers(t *testing.T, hwPass, whmcsPass string) []*server.User {
+	t.Helper()
+	t.Setenv("HOOKWORKER_NATS_PASSWORD", hwPass)
+	t.Setenv("WHMCS_NATS_PASSWORD", whmcsPass)
+	opts, err := server.ProcessConfigFile(filepath.Join("..", "nats", "permissions.conf"))
+	if err != nil {
+		t.Fatalf("deploy/nats/permissions.conf: %v", err)
+	}
+	if len(opts.Users) != 2 {
+		t.Fatalf("deploy/nats/permissions.conf has %d users, want hookworker and whmcs", len(opts.Users))
+	}
+	return opts.Users
 }
 
 // writeCA creates a CA and a server certificate for 127.0.0.1.
