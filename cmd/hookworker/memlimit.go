@@ -212,7 +212,7 @@ func followLiveHeap(ctx context.Context, floor int64, log *zap.Logger) {
 		case <-t.C:
 		}
 		next := followingLimit(floor, readMemory(samples))
-		if next == current || (next > floor && next > current*15/16 && next < current*17/16) {
+		if next == current || (next > floor && next > current-current/16 && next < current+current/16) {
 			continue // within 1/16: not worth a change
 		}
 		debug.SetMemoryLimit(next)
