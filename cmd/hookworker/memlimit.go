@@ -189,7 +189,10 @@ func followingLimit(floor int64, m memorySample) int64 {
 	}
 	need := m.live + m.live*pct/100 + outside
 	need += need / 8
-	if need > math.MaxInt64/2 || int64(need) <= floor {
+	switch {
+	case need > math.MaxInt64:
+		return math.MaxInt64
+	case int64(need) <= floor:
 		return floor
 	}
 	return int64(need)
@@ -204,7 +207,7 @@ func followLiveHeap(ctx context.Context, floor int64, log *zap.Logger) {
 	}
 	t := time.NewTicker(liveHeapTick)
 	defer t.Stop()
-	current, warned := floor, false
+	current, logged := floor, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -217,8 +220,8 @@ func followLiveHeap(ctx context.Context, floor int64, log *zap.Logger) {
 		}
 		debug.SetMemoryLimit(next)
 		current = next
-		if next > floor && !warned {
-			warned = true
+		if next > floor && !logged {
+			logged = true
 			log.Info("memory limit raised above the auto limit for the live heap; it returns to the auto limit when the live heap shrinks",
 				zap.String("memory_limit", formatBytes(next)), zap.String("auto_limit", formatBytes(floor)))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func permissionsServer(t *testing.T, hwPass, whmcsPass string) *server.Server {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "nats.conf")
-	body := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconvQuote(filepath.Join(dir, "js")) + " }\ninclude permissions.conf\n"
+	body := "listen: 127.0.0.1:-1\njetstream { store_dir: " + strconv.Quote(filepath.Join(dir, "js")) + " }\ninclude permissions.conf\n"
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +55,6 @@ func permissionsServer(t *testing.T, hwPass, whmcsPass string) *server.Server {
 	}
 	return ns
 }
-
-func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // violations collects the permission errors the server reports to a
 // connection.

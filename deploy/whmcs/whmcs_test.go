@@ -275,7 +275,13 @@ type runResult struct {
 }
 
 func (h *hw) cmd(args ...string) *exec.Cmd {
-	c := exec.Command(h.php, append([]string{filepath.Join(h.dir, "tests", "run_hook.php")}, args...)...)
+	return h.script(filepath.Join("tests", "run_hook.php"), args...)
+}
+
+// script runs the PHP file at path (under the deployed directory) with h's
+// environment.
+func (h *hw) script(path string, args ...string) *exec.Cmd {
+	c := exec.Command(h.php, append([]string{filepath.Join(h.dir, path)}, args...)...)
 	c.Env = os.Environ()
 	for k, v := range h.env {
 		c.Env = append(c.Env, k+"="+v)
@@ -963,12 +969,7 @@ func TestCheckTool(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, error) {
-		c := exec.Command(h.php, append([]string{filepath.Join(h.dir, "hookworker_check.php")}, args...)...)
-		c.Env = os.Environ()
-		for k, v := range h.env {
-			c.Env = append(c.Env, k+"="+v)
-		}
-		out, err := c.CombinedOutput()
+		out, err := h.script("hookworker_check.php", args...).CombinedOutput()
 		return string(out), err
 	}
 	out, err := run("--show=AfterModuleSuspend", `--vars={"params":{"serviceid":9,"pid":5,"userid":7,"password":"S3cr3t-x","serverpassword":"S3cr3t-y"}}`)
@@ -1150,12 +1151,7 @@ func TestAuth(t *testing.T) {
 		if msgs := n.messages(t); len(msgs) != 2 {
 			t.Errorf("messages: %v, want the ClientAdd and the suspension", ids(msgs))
 		}
-		c := exec.Command(h.php, filepath.Join(h.dir, "hookworker_check.php"))
-		c.Env = os.Environ()
-		for k, v := range h.env {
-			c.Env = append(c.Env, k+"="+v)
-		}
-		out, _ := c.CombinedOutput() // no worker runs: that line fails, the others must not
+		out, _ := h.script("hookworker_check.php").CombinedOutput() // no worker runs: that line fails, the others must not
 		for _, w := range []string{"ok NATS: connected", "ok stream for whmcs.test.client.added: WHMCS_EVENTS"} {
 			if !strings.Contains(string(out), w) {
 				t.Errorf("check output lacks %q:\n%s", w, out)

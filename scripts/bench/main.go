@@ -1073,7 +1073,7 @@ func report(w io.Writer, cfg config, rs []result, load0, load1 string, took time
 		}
 	}
 
-	if len(cfg.latFracs) > 1 || slices.ContainsFunc(rs, func(r result) bool { return len(r.lats) > 0 }) {
+	if slices.ContainsFunc(rs, func(r result) bool { return len(r.lats) > 0 }) {
 		fmt.Fprintf(w, "\npublish→result by offered load (fraction of the case's measured rate; CPU busy: all %d CPUs, not idle;\n", runtime.NumCPU())
 		fmt.Fprintf(w, " CPU wait: ms per second that some runnable task waited for a CPU, /proc/pressure/cpu;\n")
 		fmt.Fprintf(w, " CPU µs/event of the consumer, the server and the bench's publisher+collector during the run):\n")
